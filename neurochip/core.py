@@ -1,0 +1,572 @@
+"""The Numba integer core: event-driven simulation of one EP training sample.
+
+The kernels follow ``docs/numerics.md`` step for step and take every integer
+rule from :mod:`neurochip.numerics`.  Internally a sample's neurons of all
+layers (input = layer 0) live in one flat vector; conv maps are stored
+channel-last (``H, W, C``) so that one spike adds a contiguous row of weights.
+:class:`CoreLayout` converts to and from PyTorch's ``C, H, W`` order.
+
+Per step ``k`` (synchronous, every edge one step of delay):
+
+1. scatter the spikes every layer emitted at ``k-1`` into the forward and
+   feedback accumulators of its neighbours (only spiking neurons cost work);
+2. update every neuron of layers ``1..L`` (align, decode, nudge, Euler, clamp);
+3. run every layer's encoder (layer 0 encodes the image) to emit spikes ``k``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from . import numerics as nx
+from .network import Network
+
+# meta table columns (one row per layer, row 0 = input)
+(M_KIND, M_IN_OFF, M_IN_SIZE, M_OFF, M_SIZE, M_CIN, M_HIN, M_WIN, M_C, M_H, M_W, M_K, M_PAD,
+ M_HC, M_WC, M_WF_OFF, M_WB_OFF, M_KF, M_SH_FWD, M_FB_MULT, M_SH_FB, M_SH_OUT, M_IS_MAX,
+ M_CACC_OFF, M_NCOLS) = range(25)
+KIND_INPUT, KIND_CONV, KIND_FC = 0, 1, 2
+
+# constants vector
+(C_ONE, C_BETA, C_EPS, C_LAM, C_THR_LAM, C_ONE_LAM, C_TRACE_MAX, C_STATE_BITS, C_T1, C_T2,
+ C_NPHASES, C_NCONST) = range(12)
+
+# count kinds, per (phase, layer)
+(K_SPIKES, K_EVENTS_FWD, K_EVENTS_FB, K_UPDATES, K_ACTIVE, K_SAT_INPUT, K_SAT_DEC, K_SAT_PSI,
+ N_COUNTS) = range(9)
+COUNT_NAMES = ("spikes", "synaptic_events_fwd", "synaptic_events_fb", "neuron_updates",
+               "active_updates", "sat_input", "sat_decoder", "sat_encoder")
+PHASES = ("free", "plus", "minus")
+
+# recorded state kinds at the end of each phase
+REC_S, REC_DEC, REC_PSI, REC_ENC_PREV = range(4)
+
+
+# ---------------------------------------------------------------- layout
+@dataclass
+class CoreLayout:
+    """Where each layer lives in the flat per-sample vector, and index maps.
+
+    ``perm[l]`` maps canonical (C, H, W) flat index -> internal index within
+    the layer, so ``internal[perm] == canonical``.
+    """
+
+    meta: np.ndarray           # int64 (L+1, M_NCOLS)
+    offsets: list[int]
+    sizes: list[int]
+    n_all: int
+    n_cacc: int
+    perm: list[np.ndarray]     # per layer 0..L
+
+    @staticmethod
+    def build(net: Network) -> "CoreLayout":
+        arch, consts = net.arch, net.constants()
+        n_layers = arch.n_layers
+        sizes = arch.layer_sizes()
+        offsets = list(np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int))
+        meta = np.zeros((n_layers + 1, M_NCOLS), dtype=np.int64)
+        shapes = [arch.input_shape] + arch.state_shapes()
+        perm = []
+        for l, shp in enumerate(shapes):
+            if len(shp) == 3:
+                c, h, w = shp
+                # canonical index (ci, y, x) -> internal (y, x, ci)
+                ci, y, x = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+                perm.append(((y * w + x) * c + ci).ravel().astype(np.int64))
+            else:
+                perm.append(np.arange(shp[0], dtype=np.int64))
+        c0, h0, w0 = arch.input_shape
+        meta[0, [M_KIND, M_OFF, M_SIZE, M_C, M_H, M_W]] = [KIND_INPUT, 0, sizes[0], c0, h0, w0]
+        wf_off = wb_off = cacc_off = 0
+        is_max = net.hyper.pool == "max"
+        for l in range(1, n_layers + 1):
+            spec = arch.layers[l - 1]
+            lc = consts.layers[l - 1]
+            row = meta[l]
+            prev = shapes[l - 1]
+            row[M_IN_OFF], row[M_IN_SIZE] = offsets[l - 1], sizes[l - 1]
+            row[M_OFF], row[M_SIZE] = offsets[l], sizes[l]
+            if len(prev) == 3:
+                row[M_CIN], row[M_HIN], row[M_WIN] = prev
+            else:
+                row[M_CIN], row[M_HIN], row[M_WIN] = prev[0], 1, 1
+            row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT] = (
+                lc.sh_fwd, lc.fb_mult, lc.sh_fb, lc.sh_out)
+            n_w = int(np.prod(arch.weight_shapes()[l - 1]))
+            if spec.kind == "conv":
+                c, h, w = shapes[l]
+                _, hc, wc = arch.conv_shape(l - 1)
+                kf = spec.kernel if is_max else spec.kernel + 1
+                row[M_KIND] = KIND_CONV
+                row[M_C], row[M_H], row[M_W] = c, h, w
+                row[M_K], row[M_PAD], row[M_HC], row[M_WC], row[M_KF] = (
+                    spec.kernel, spec.padding, hc, wc, kf)
+                row[M_IS_MAX] = int(is_max)
+                row[M_CACC_OFF] = cacc_off
+                if is_max:
+                    cacc_off += c * hc * wc
+                n_w = c * row[M_CIN] * kf * kf
+            else:
+                row[M_KIND] = KIND_FC
+                row[M_C], row[M_H], row[M_W] = spec.channels, 1, 1
+            row[M_WF_OFF], row[M_WB_OFF] = wf_off, wb_off
+            wf_off += n_w
+            wb_off += n_w
+        return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm)
+
+    def to_internal(self, layer: int, canonical: np.ndarray) -> np.ndarray:
+        """``(..., N_l)`` canonical -> internal order."""
+        out = np.empty_like(canonical)
+        out[..., self.perm[layer]] = canonical
+        return out
+
+    def to_canonical(self, layer: int, internal: np.ndarray) -> np.ndarray:
+        """``(..., N_l)`` internal -> canonical (C, H, W) flat order."""
+        return internal[..., self.perm[layer]]
+
+    def split(self, flat: np.ndarray, canonical: bool = True) -> list[np.ndarray]:
+        """Split ``(..., n_all)`` into per-layer arrays (canonical order)."""
+        parts = []
+        for l, (o, n) in enumerate(zip(self.offsets, self.sizes)):
+            part = flat[..., o:o + n]
+            parts.append(self.to_canonical(l, part) if canonical else part)
+        return parts
+
+
+def pack_weights(net: Network, layout: CoreLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Forward- and feedback-scatter weight tables (int32, flat).
+
+    avg-pool conv: the fused ``(K+1)^2`` kernel ``wf[a, b] = sum_{m+u=a, n+v=b} w[u, v]``
+    (conv then 2x2 *sum*), forward as ``[ci, a, b, co]``, feedback ``[co, a, b, ci]``;
+    max-pool conv: the plain kernel in the same two layouts; fc: forward ``W^T``
+    (in, out) and feedback ``W`` (out, in), with conv inputs in internal order.
+    """
+    meta = layout.meta
+    w_fwd = np.zeros(int(sum(_table_size(meta[l]) for l in range(1, len(meta)))), np.int32)
+    w_fb = np.zeros_like(w_fwd)
+    for l in range(1, len(meta)):
+        row = meta[l]
+        w = net.weights_q[l - 1].astype(np.int64)
+        if row[M_KIND] == KIND_CONV:
+            if row[M_IS_MAX]:
+                kern = w
+            else:
+                k = w.shape[-1]
+                kern = np.zeros(w.shape[:2] + (k + 1, k + 1), np.int64)
+                for m in (0, 1):
+                    for n in (0, 1):
+                        kern[:, :, m:m + k, n:n + k] += w
+            fwd = kern.transpose(1, 2, 3, 0)     # ci, a, b, co
+            fb = kern.transpose(0, 2, 3, 1)      # co, a, b, ci
+        else:
+            wi = w[:, _inverse(layout.perm[l - 1])]   # columns in internal order
+            fwd, fb = wi.T, wi
+        n = fwd.size
+        w_fwd[row[M_WF_OFF]:row[M_WF_OFF] + n] = fwd.ravel()
+        w_fb[row[M_WB_OFF]:row[M_WB_OFF] + n] = fb.ravel()
+    return w_fwd, w_fb
+
+
+def _table_size(row) -> int:
+    if row[M_KIND] == KIND_CONV:
+        return int(row[M_C] * row[M_CIN] * row[M_KF] * row[M_KF])
+    return int(row[M_SIZE] * row[M_IN_SIZE])
+
+
+def _inverse(perm: np.ndarray) -> np.ndarray:
+    """``inv`` with ``canonical_vec[inv] == internal_vec``."""
+    inv = np.empty_like(perm)
+    inv[perm] = np.arange(perm.size)
+    return inv
+
+
+def neuron_biases(net: Network, layout: CoreLayout) -> np.ndarray:
+    """Bias of every neuron (int64, flat internal order; 0 for the input)."""
+    bias = np.zeros(layout.n_all, np.int64)
+    for l in range(1, len(layout.meta)):
+        row = layout.meta[l]
+        b = net.biases_q[l - 1].astype(np.int64)
+        o = layout.offsets[l]
+        if row[M_KIND] == KIND_CONV:
+            bias[o:o + layout.sizes[l]] = np.tile(b, int(row[M_H] * row[M_W]))
+        else:
+            bias[o:o + layout.sizes[l]] = b
+    return bias
+
+
+def constants_vector(net: Network, n_phases: int) -> np.ndarray:
+    k = net.constants()
+    v = np.zeros(C_NCONST, np.int64)
+    v[[C_ONE, C_BETA, C_EPS, C_LAM, C_THR_LAM, C_ONE_LAM, C_TRACE_MAX, C_STATE_BITS, C_T1, C_T2,
+       C_NPHASES]] = [k.one, k.beta_q, k.eps_q, k.lam_q, k.thr_lam, k.one_lam, k.trace_max,
+                      net.widths.state_bits, net.hyper.t1, net.hyper.t2, n_phases]
+    return v
+
+
+# ---------------------------------------------------------------- kernels
+@njit(cache=True, inline="always")
+def _scatter_forward(meta, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_off):
+    """Add the forward weights of layer l-1's spikes into layer l; returns events."""
+    row = meta[l]
+    in_off, off = row[M_IN_OFF], row[M_OFF]
+    n_spk = spk_cnt[l - 1]
+    events = 0
+    cout = row[M_C]
+    wf = row[M_WF_OFF]
+    if row[M_KIND] == KIND_FC:
+        for k in range(n_spk):
+            j = spk_idx[in_off + k] - in_off
+            base = wf + j * cout
+            for o in range(cout):
+                u_fwd[off + o] += w_fwd[base + o]
+        return n_spk * cout
+    cin, win = row[M_CIN], row[M_WIN]
+    pad, kf, hout, wout = row[M_PAD], row[M_KF], row[M_H], row[M_W]
+    if row[M_IS_MAX] == 0:
+        for k in range(n_spk):
+            j = spk_idx[in_off + k] - in_off
+            ci = j % cin
+            yx = j // cin
+            yp = yx // win + pad
+            xp = yx % win + pad
+            for a in range(kf):
+                ya = yp - a
+                if ya < 0 or ya % 2 != 0 or ya // 2 >= hout:
+                    continue
+                i = ya // 2
+                for bb in range(kf):
+                    xb = xp - bb
+                    if xb < 0 or xb % 2 != 0 or xb // 2 >= wout:
+                        continue
+                    jj = xb // 2
+                    src = wf + ((ci * kf + a) * kf + bb) * cout
+                    dst = off + (i * wout + jj) * cout
+                    for o in range(cout):
+                        u_fwd[dst + o] += w_fwd[src + o]
+                    events += cout
+        return events
+    # max-pool: full-resolution conv, then max over 2x2 with the first argmax
+    hc, wc = row[M_HC], row[M_WC]
+    co_off = row[M_CACC_OFF]
+    for t in range(hc * wc * cout):
+        cacc[co_off + t] = 0
+    for k in range(n_spk):
+        j = spk_idx[in_off + k] - in_off
+        ci = j % cin
+        yx = j // cin
+        yp = yx // win + pad
+        xp = yx % win + pad
+        for a in range(kf):
+            yc = yp - a
+            if yc < 0 or yc >= hc:
+                continue
+            for bb in range(kf):
+                xc = xp - bb
+                if xc < 0 or xc >= wc:
+                    continue
+                src = wf + ((ci * kf + a) * kf + bb) * cout
+                dst = co_off + (yc * wc + xc) * cout
+                for o in range(cout):
+                    cacc[dst + o] += w_fwd[src + o]
+                events += cout
+    for i in range(hout):
+        for jj in range(wout):
+            for o in range(cout):
+                best = cacc[co_off + ((2 * i) * wc + 2 * jj) * cout + o]
+                arg = 0
+                for mn in range(1, 4):
+                    v = cacc[co_off + ((2 * i + mn // 2) * wc + 2 * jj + mn % 2) * cout + o]
+                    if v > best:
+                        best = v
+                        arg = mn
+                u_fwd[off + (i * wout + jj) * cout + o] = best
+                pool_idx[pool_off + (i * wout + jj) * cout + o] = arg
+    return events
+
+
+@njit(cache=True, inline="always")
+def _scatter_feedback(meta, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off):
+    """Add layer l's spikes through W_l^T into layer l-1's feedback input."""
+    row = meta[l]
+    in_off, off = row[M_IN_OFF], row[M_OFF]
+    n_spk = spk_cnt[l]
+    wb = row[M_WB_OFF]
+    if row[M_KIND] == KIND_FC:
+        nin = row[M_IN_SIZE]
+        for k in range(n_spk):
+            o = spk_idx[off + k] - off
+            base = wb + o * nin
+            for j in range(nin):
+                u_fb[in_off + j] += w_fb[base + j]
+        return n_spk * nin
+    cin, hin, win = row[M_CIN], row[M_HIN], row[M_WIN]
+    pad, kf, wout, cout = row[M_PAD], row[M_KF], row[M_W], row[M_C]
+    events = 0
+    is_max = row[M_IS_MAX]
+    for k in range(n_spk):
+        n = spk_idx[off + k] - off
+        o = n % cout
+        ij = n // cout
+        i = ij // wout
+        jj = ij % wout
+        if is_max == 0:
+            y0 = 2 * i - pad
+            x0 = 2 * jj - pad
+        else:
+            mn = pool_idx[pool_off + n]
+            y0 = 2 * i + mn // 2 - pad
+            x0 = 2 * jj + mn % 2 - pad
+        for a in range(kf):
+            y = y0 + a
+            if y < 0 or y >= hin:
+                continue
+            for bb in range(kf):
+                x = x0 + bb
+                if x < 0 or x >= win:
+                    continue
+                src = wb + ((o * kf + a) * kf + bb) * cin
+                dst = in_off + (y * win + x) * cin
+                for c in range(cin):
+                    u_fb[dst + c] += w_fb[src + c]
+                events += cin
+    return events
+
+
+@njit(cache=True)
+def _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
+                s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
+                snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
+                traces, phase_idx, s_free, counts, rec_spk, rec_state):
+    n_layers = meta.shape[0] - 1
+    n_all = s.shape[0]
+    one = consts[C_ONE]
+    lam_q, eps_q = consts[C_LAM], consts[C_EPS]
+    thr_lam, one_lam = consts[C_THR_LAM], consts[C_ONE_LAM]
+    t1, t2, n_phases = consts[C_T1], consts[C_T2], consts[C_NPHASES]
+    n0 = meta[0, M_SIZE]
+    out_off, out_size = meta[n_layers, M_OFF], meta[n_layers, M_SIZE]
+    recording = rec_spk.shape[0] > 0
+    # fresh state for every sample
+    for n in range(n_all):
+        s[n] = 0
+        dec[n] = 0
+        psi[n] = 0
+        encp[n] = 0
+    for n in range(n0):
+        s[n] = x_fp[n]
+    for l in range(n_layers + 1):
+        spk_cnt[l] = 0
+    step_global = 0
+    for phase in range(n_phases):
+        if phase == 2:  # restart the -beta phase from the complete free state
+            for n in range(n_all):
+                s[n] = snap_s[n]
+                dec[n] = snap_dec[n]
+                psi[n] = snap_psi[n]
+                encp[n] = snap_encp[n]
+                spk_idx[n] = snap_idx[n]
+            for l in range(n_layers + 1):
+                spk_cnt[l] = snap_cnt[l]
+        beta_q = 0
+        if phase == 1:
+            beta_q = consts[C_BETA]
+        elif phase == 2:
+            beta_q = -consts[C_BETA]
+        n_steps = t1 if phase == 0 else t2
+        for _ in range(n_steps):
+            # 1. synaptic input from the spikes of the previous step
+            for n in range(n_all):
+                u_fwd[n] = 0
+                u_fb[n] = 0
+            for l in range(1, n_layers + 1):
+                counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
+                    meta, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_offs[l])
+            for l in range(2, n_layers + 1):
+                counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
+                    meta, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l])
+            # 2. neuron updates
+            for l in range(1, n_layers + 1):
+                row = meta[l]
+                sh_fwd, fb_mult, sh_fb, sh_out = row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT]
+                off, size = row[M_OFF], row[M_SIZE]
+                active = 0
+                sat_in = 0
+                sat_dec = 0
+                for n in range(off, off + size):
+                    inp = nx.align_input(u_fwd[n], u_fb[n], sh_fwd, fb_mult, sh_fb, sh_out)
+                    inp_s = nx.saturate(inp, reg_lo, reg_hi)
+                    sat_in += inp_s != inp
+                    d = nx.decoder_step(dec[n], inp_s, lam_q)
+                    d_s = nx.saturate(d, reg_lo, reg_hi)
+                    sat_dec += d_s != d
+                    drive = d_s + bias[n]
+                    if l == n_layers and beta_q != 0:
+                        target = one if (n - off) == label else 0
+                        drive += nx.nudge_term(s[n], target, beta_q)
+                    s_new = nx.state_step(s[n], drive, eps_q, one)
+                    active += (s_new != s[n]) or (d_s != dec[n])
+                    dec[n] = d_s
+                    s[n] = s_new
+                counts[phase, l, K_UPDATES] += size
+                counts[phase, l, K_ACTIVE] += active
+                counts[phase, l, K_SAT_INPUT] += sat_in
+                counts[phase, l, K_SAT_DEC] += sat_dec
+            # 3. encoders emit this step's spikes (layer 0 encodes the image)
+            for l in range(n_layers + 1):
+                off, size = meta[l, M_OFF], meta[l, M_SIZE]
+                cnt = 0
+                sat_psi = 0
+                for n in range(off, off + size):
+                    p, q = nx.encoder_step(psi[n], s[n], encp[n], lam_q, thr_lam, one_lam)
+                    p_s = nx.saturate(p, reg_lo, reg_hi)
+                    sat_psi += p_s != p
+                    psi[n] = p_s
+                    encp[n] = s[n]
+                    if q:
+                        spk_idx[off + cnt] = n
+                        cnt += 1
+                        if recording:
+                            rec_spk[step_global, n] = 1
+                spk_cnt[l] = cnt
+                counts[phase, l, K_SPIKES] += cnt
+                counts[phase, l, K_SAT_PSI] += sat_psi
+            step_global += 1
+        # end of phase
+        if recording:
+            for n in range(n_all):
+                rec_state[phase, REC_S, n] = s[n]
+                rec_state[phase, REC_DEC, n] = dec[n]
+                rec_state[phase, REC_PSI, n] = psi[n]
+                rec_state[phase, REC_ENC_PREV, n] = encp[n]
+        if phase == 0:
+            for n in range(out_size):
+                s_free[n] = s[out_off + n]
+            if n_phases > 1:
+                for n in range(n_all):
+                    snap_s[n] = s[n]
+                    snap_dec[n] = dec[n]
+                    snap_psi[n] = psi[n]
+                    snap_encp[n] = encp[n]
+                    snap_idx[n] = spk_idx[n]
+                for l in range(n_layers + 1):
+                    snap_cnt[l] = spk_cnt[l]
+        else:
+            tmax, sbits = consts[C_TRACE_MAX], consts[C_STATE_BITS]
+            for n in range(n_all):
+                traces[phase - 1, n] = nx.trace_latch(s[n], tmax, sbits)
+            for t in range(pool_idx.shape[0]):
+                phase_idx[phase - 1, t] = pool_idx[t]
+
+
+@njit(cache=True, parallel=True)
+def _run_batch(meta, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, n_cacc, pool_offs,
+               n_pool, traces, phase_idx, s_free, counts, rec_spk, rec_state):
+    n_batch = x_fp.shape[0]
+    n_all = bias.shape[0]
+    n_l1 = meta.shape[0]
+    for b in prange(n_batch):
+        # per-sample scratch, allocated once per sample (never per step)
+        s = np.zeros(n_all, np.int64)
+        dec = np.zeros(n_all, np.int64)
+        psi = np.zeros(n_all, np.int64)
+        encp = np.zeros(n_all, np.int64)
+        spk_idx = np.zeros(n_all, np.int32)
+        spk_cnt = np.zeros(n_l1, np.int64)
+        u_fwd = np.zeros(n_all, np.int64)
+        u_fb = np.zeros(n_all, np.int64)
+        cacc = np.zeros(n_cacc, np.int64)
+        pool_idx = np.zeros(n_pool, np.int8)
+        snap_s = np.zeros(n_all, np.int64)
+        snap_dec = np.zeros(n_all, np.int64)
+        snap_psi = np.zeros(n_all, np.int64)
+        snap_encp = np.zeros(n_all, np.int64)
+        snap_idx = np.zeros(n_all, np.int32)
+        snap_cnt = np.zeros(n_l1, np.int64)
+        rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
+        rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
+        _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp[b], labels[b], reg_lo, reg_hi,
+                    s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
+                    snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
+                    traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
+
+
+# ---------------------------------------------------------------- host API
+@dataclass
+class BatchResult:
+    """What one batch produced.  Arrays are per sample (axis 0).
+
+    ``traces``: int32 ``(B, 2, n_all)`` trace registers after +beta / -beta
+    (internal order); ``pool_idx``: int8 ``(B, 2, n_pool)`` max-pool argmax at
+    the end of each nudged phase; ``s_free``: int64 ``(B, classes)`` output
+    state after the free phase; ``predictions``: int64 ``(B,)``; ``counts``:
+    int64 ``(B, 3, L+1, N_COUNTS)``; ``rec_spikes`` uint8 ``(B, steps, n_all)``
+    and ``rec_state`` int64 ``(B, 3, 4, n_all)`` only when recording.
+    """
+
+    traces: np.ndarray
+    pool_idx: np.ndarray
+    s_free: np.ndarray
+    predictions: np.ndarray
+    counts: np.ndarray
+    rec_spikes: np.ndarray | None = None
+    rec_state: np.ndarray | None = None
+
+
+class CoreNet:
+    """A :class:`Network` prepared for the Numba kernels."""
+
+    def __init__(self, net: Network):
+        self.net = net
+        self.layout = CoreLayout.build(net)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-derive the kernel tables after the integer parameters changed."""
+        self.w_fwd, self.w_fb = pack_weights(self.net, self.layout)
+        self.bias = neuron_biases(self.net, self.layout)
+        meta = self.layout.meta
+        offs = np.zeros(len(meta), np.int64)
+        total = 0
+        for l in range(1, len(meta)):
+            offs[l] = total
+            if meta[l, M_KIND] == KIND_CONV and meta[l, M_IS_MAX]:
+                total += int(meta[l, M_SIZE])
+        self.pool_offs, self.n_pool = offs, max(total, 1)
+
+    def run(self, x_fp: np.ndarray, labels: np.ndarray | None = None, train: bool = True,
+            record: bool = False) -> BatchResult:
+        """Simulate a batch: free phase only (``train=False``) or all three.
+
+        ``x_fp``: int64 ``(B, N0)`` quantised pixels in canonical (C,H,W) order;
+        ``labels``: int ``(B,)`` (needed for training).
+        """
+        lay = self.layout
+        n_batch = x_fp.shape[0]
+        x_int = lay.to_internal(0, np.ascontiguousarray(x_fp, dtype=np.int64))
+        if labels is None:
+            labels = np.full(n_batch, -1, np.int64)
+        labels = np.ascontiguousarray(labels, dtype=np.int64)
+        n_phases = 3 if train else 1
+        consts = constants_vector(self.net, n_phases)
+        h = self.net.hyper
+        n_steps = h.t1 + (2 * h.t2 if train else 0)
+        n_l1 = len(lay.meta)
+        traces = np.zeros((n_batch, 2, lay.n_all), np.int32)
+        phase_idx = np.zeros((n_batch, 2, self.n_pool), np.int8)
+        s_free = np.zeros((n_batch, lay.sizes[-1]), np.int64)
+        counts = np.zeros((n_batch, 3, n_l1, N_COUNTS), np.int64)
+        if record:
+            rec_spk = np.zeros((n_batch, n_steps, lay.n_all), np.uint8)
+            rec_state = np.zeros((n_batch, 3, 4, lay.n_all), np.int64)
+        else:
+            rec_spk = np.zeros((0, 1, 1), np.uint8)
+            rec_state = np.zeros((0, 1, 1, 1), np.int64)
+        reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
+        _run_batch(lay.meta, consts, self.w_fwd, self.w_fb, self.bias, x_int, labels,
+                   reg_lo, reg_hi, lay.n_cacc, self.pool_offs, self.n_pool, traces, phase_idx,
+                   s_free, counts, rec_spk, rec_state)
+        preds = np.argmax(s_free, axis=1)
+        return BatchResult(traces, phase_idx, s_free, preds, counts,
+                           rec_spk if record else None, rec_state if record else None)

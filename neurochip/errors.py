@@ -1,0 +1,17 @@
+"""Errors a user can cause; the CLI turns each into one line and exit code 2."""
+
+
+class UserError(Exception):
+    """Bad input (argument, file, checkpoint): reported in one line, exit 2."""
+
+
+class ArchitectureError(UserError):
+    """Unknown, malformed or inconsistent architecture string or preset."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is truncated, of another version or another network."""
+
+
+class DataError(UserError):
+    """A missing, truncated, corrupted or mismatching dataset file."""
