@@ -52,10 +52,11 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> Dataset:
     return Dataset("digits", x[tr], y[tr], x[te], y[te], 16)
 
 
-def load_dataset(name: str, data_dir: str | None = None) -> Dataset:
+def load_dataset(name: str, data_dir: str | None = None, download: bool = False) -> Dataset:
+    """``download=True`` (the CLI's ``--download``) fetches missing IDX files."""
     if name == "digits":
         return load_digits()
     if name in ("mnist", "fashion-mnist"):
         from .idx import load_idx_dataset
-        return load_idx_dataset(name, data_dir)
+        return load_idx_dataset(name, data_dir, download=download)
     raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")

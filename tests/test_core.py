@@ -1,0 +1,188 @@
+"""The integer core: learning, determinism, thread independence, checkpoints, CLI."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from neurochip import numerics as nx
+from neurochip.checkpoint import load_checkpoint, save_checkpoint
+from neurochip.core import K_EVENTS_FWD, K_SPIKES, CoreNet
+from neurochip.data import load_digits
+from neurochip.network import Architecture, Hyper, Network, get_preset
+from neurochip.trainer import Tally, make_backend, mse_loss, train_step
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _digits_batch(n, sbits=12, start=0):
+    ds = load_digits()
+    x = ds.quantised(ds.train_x[start:start + n], sbits)
+    return x, ds.train_y[start:start + n]
+
+
+def _net(preset="digits", **hyper):
+    p = get_preset(preset)
+    import dataclasses
+    return Network.create(p.arch, dataclasses.replace(p.hyper, **hyper), p.widths, seed=3)
+
+
+def test_architecture_shapes_paper():
+    arch = Architecture.parse("1x28x28:c128k3-c256k3-f512-f10")
+    assert arch.state_shapes() == [(128, 13, 13), (256, 5, 5), (512,), (10,)]
+    assert arch.weight_shapes() == [(128, 1, 3, 3), (256, 128, 3, 3), (512, 6400), (10, 512)]
+    assert str(arch) == "1x28x28:c128k3-c256k3-f512-f10"
+
+
+@pytest.mark.parametrize("bad", ["", "28x28:f10", "1x28x28:c128", "1x28x28:f10-c3k3",
+                                 "1x4x4:c8k5-f10", "1x28x28:c8k3"])
+def test_architecture_errors(bad):
+    from neurochip.errors import ArchitectureError
+    with pytest.raises(ArchitectureError):
+        Architecture.parse(bad)
+
+
+def test_learning_reduces_loss_on_fixed_batch():
+    net = _net(batch_size=40, lrs=(0.5, 0.25))
+    x, y = _digits_batch(40)
+    be = make_backend(net)
+    losses = []
+    for _ in range(24):
+        res = be.run(x, y, train=False)
+        losses.append(mse_loss(net, res.s_free, y))
+        train_step(be, net, x, y)
+    assert losses[-1] < 0.7 * losses[0], losses
+    assert losses[-1] < losses[len(losses) // 2] < losses[0], losses
+
+
+def test_same_seed_same_weights_and_different_seed_differs():
+    shas = []
+    for seed in (5, 5, 6):
+        p = get_preset("digits")
+        net = Network.create(p.arch, p.hyper, p.widths, seed=seed)
+        be = make_backend(net)
+        x, y = _digits_batch(20)
+        for i in range(3):
+            train_step(be, net, x, y)
+        shas.append(net.weights_sha256())
+    assert shas[0] == shas[1] != shas[2]
+
+
+def test_restore_makes_minus_phase_start_from_free_state():
+    """The -beta phase restarts from the complete free state (incl. spikes in flight)."""
+    net = _net()
+    x, y = _digits_batch(4)
+    core = CoreNet(net)
+    res = core.run(x, y, train=True, record=True)
+    st = res.rec_state
+    # the -beta phase restarted from the free state: its first step equals the +beta phase's
+    # first step except for the nudge, so layers far from the output agree exactly at step 1.
+    t1, t2 = net.hyper.t1, net.hyper.t2
+    spk = res.rec_spikes
+    out_off = core.layout.offsets[-1]
+    assert np.array_equal(spk[:, t1, :out_off], spk[:, t1 + t2, :out_off])
+    # ... while the output already differs somewhere over the two phases
+    assert not np.array_equal(spk[:, t1:t1 + t2], spk[:, t1 + t2:])
+    assert st.shape == (4, 3, 4, core.layout.n_all)
+
+
+def test_counts_are_consistent():
+    net = _net()
+    x, y = _digits_batch(6)
+    res = CoreNet(net).run(x, y, train=True, record=True)
+    # spikes counted equal the recorded rasters
+    lay = CoreNet(net).layout
+    for l, (o, n) in enumerate(zip(lay.offsets, lay.sizes)):
+        assert res.counts[:, :, l, K_SPIKES].sum() == res.rec_spikes[:, :, o:o + n].sum()
+    assert res.counts[:, :, 1, K_EVENTS_FWD].sum() > 0
+
+
+def test_registers_stay_within_declared_widths():
+    """Debug assertion of docs/numerics.md §2 on recorded end-of-phase states."""
+    net = _net()
+    x, y = _digits_batch(8)
+    res = CoreNet(net).run(x, y, train=True, record=True)
+    one = 1 << net.widths.state_bits
+    s, dec, psi, encp = (res.rec_state[:, :, k] for k in range(4))
+    assert s.min() >= 0 and s.max() <= one
+    assert encp.min() >= 0 and encp.max() <= one
+    for reg in (dec, psi):
+        assert reg.min() >= nx.REG_MIN and reg.max() <= nx.REG_MAX
+    tm = (1 << net.widths.trace_bits) - 1
+    assert res.traces.min() >= 0 and res.traces.max() <= tm
+    lo, hi = nx.signed_range(net.widths.weight_bits)
+    for w in net.weights_q:
+        assert w.min() >= lo and w.max() <= hi
+
+
+def test_checkpoint_roundtrip_exact(tmp_path):
+    net = _net()
+    be = make_backend(net)
+    x, y = _digits_batch(20)
+    train_step(be, net, x, y)
+    path = str(tmp_path / "n.npz")
+    save_checkpoint(path, net, {"epoch": 1})
+    back, training = load_checkpoint(path)
+    assert training == {"epoch": 1}
+    assert back.weights_sha256() == net.weights_sha256()
+    assert back.hyper == net.hyper and back.widths == net.widths and back.arch == net.arch
+    assert back.updates == net.updates and back.weight_exp == net.weight_exp
+    a = CoreNet(net).run(x, y, train=True)
+    b = CoreNet(back).run(x, y, train=True)
+    assert np.array_equal(a.traces, b.traces)
+
+
+def _cli(*args, env=None, timeout=600):
+    e = dict(os.environ)
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "neurochip.run", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=e, timeout=timeout)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--bits", "1"], "--bits"), (["--bits", "40"], "--bits"), (["--t1", "0"], "--t1"),
+    (["--beta", "0"], "--beta"), (["--preset", "nope"], "unknown preset"),
+    (["--arch", "1x8x8:q3"], "malformed"), (["--epsilon", "1.5"], "--epsilon"),
+    (["--lrs", "0.1"], "--lrs"), (["--seed", "-1"], "--seed"),
+    (["--arch", "1x28x28:c8k3-f10"], "shape"),
+    (["--json", "/nonexistent-dir/x.json"], "--json"),
+    (["--load", "/nonexistent.npz"], "no such file"),
+])
+def test_cli_bad_input_one_line_exit_2(args, needle):
+    r = _cli(*args, "--epochs", "1", "--quiet")
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in r.stderr
+    assert needle in lines[0]
+
+
+def test_cli_threads_independent_and_json(tmp_path):
+    shas = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"o{threads}.json"
+        r = _cli("--bits", "8", "--epochs", "1", "--train-samples", "200", "--test-samples", "50",
+                 "--quiet", "--json", str(out), env={"NUMBA_NUM_THREADS": threads})
+        assert r.returncode == 0, r.stderr
+        data = json.loads(out.read_text())
+        for key in ("test_error", "train_error", "seconds", "bits", "dataset", "preset",
+                    "spikes_per_sample", "saturations", "weights_sha256"):
+            assert key in data
+        assert 0 <= data["test_error"] <= 1 and 0 <= data["train_error"] <= 1
+        shas.append(data["weights_sha256"])
+    assert shas[0] == shas[1]
+
+
+def test_cli_save_then_load(tmp_path):
+    ck = tmp_path / "net.npz"
+    out1, out2 = tmp_path / "a.json", tmp_path / "b.json"
+    r = _cli("--epochs", "1", "--train-samples", "200", "--test-samples", "60", "--quiet",
+             "--save", str(ck), "--json", str(out1))
+    assert r.returncode == 0, r.stderr
+    r = _cli("--load", str(ck), "--test-samples", "60", "--train-samples", "200", "--quiet",
+             "--json", str(out2))
+    assert r.returncode == 0, r.stderr
+    a, b = json.loads(out1.read_text()), json.loads(out2.read_text())
+    assert a["weights_sha256"] == b["weights_sha256"]
+    assert a["test_error"] == b["test_error"]
