@@ -3,9 +3,13 @@
 One file holds the integer parameters (``w{l}``, ``b{l}``, int32, PyTorch
 layout) and a JSON document (``__meta__``) with the format name and version,
 architecture string, hyper-parameters, widths, seed, weight exponents, update
-counter and, for ``--resume``, the training position.  Files are written
-atomically (temporary file in the same folder, fsync, rename), so a crash
-never leaves a half-written checkpoint, and loading validates everything.
+counter and, for ``--resume``, the training position (``training``: epoch,
+batch, epochs, dataset, sample counts, history, the partial sums of the
+current epoch and the tally of counts).  Files are written atomically
+(temporary file in the same folder, fsync, rename, fsync of the folder), so a
+crash or a SIGKILL at any moment leaves either the old or the new file under
+the final name, never a half-written one; loading validates everything and
+turns every problem into one :class:`~neurochip.errors.CheckpointError` line.
 """
 from __future__ import annotations
 
@@ -19,10 +23,12 @@ import zipfile
 import numpy as np
 
 from .errors import CheckpointError, UserError
-from .network import Architecture, Hyper, Network, Widths
+from .network import Architecture, Hyper, Network, Widths, check_seed
 
 FORMAT = "neurochip-checkpoint"
 VERSION = 1
+ZIP_MAGIC = b"PK\x03\x04"
+EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 
 
 def network_meta(net: Network) -> dict:
@@ -37,14 +43,31 @@ def network_meta(net: Network) -> dict:
     }
 
 
+def _new_file_mode(path: str) -> int:
+    """Mode for the file we are about to (re)place: the old file's, else 0o666 & ~umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+    """Write ``data`` to ``path`` via a temporary file, fsync and rename.
+
+    Whatever happens (exception, signal, SIGKILL, power loss after the
+    rename's fsync), ``path`` holds either its previous content or ``data``;
+    on an exception the temporary file is removed.
+    """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    mode = _new_file_mode(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         dir_fd = os.open(folder, os.O_RDONLY)
@@ -58,8 +81,8 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
-def save_checkpoint(path: str, net: Network, training: dict | None = None) -> None:
-    """Atomically write ``net`` (and an optional training position) to ``path``."""
+def checkpoint_bytes(net: Network, training: dict | None = None) -> bytes:
+    """The complete ``.npz`` file content of a checkpoint."""
     meta = network_meta(net)
     if training is not None:
         meta["training"] = training
@@ -67,35 +90,96 @@ def save_checkpoint(path: str, net: Network, training: dict | None = None) -> No
     for l, (w, b) in enumerate(zip(net.weights_q, net.biases_q), start=1):
         arrays[f"w{l}"] = np.ascontiguousarray(w, np.int32)
         arrays[f"b{l}"] = np.ascontiguousarray(b, np.int32)
-    arrays["__meta__"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
+    arrays["__meta__"] = np.frombuffer(json.dumps(meta, sort_keys=True, allow_nan=True).encode(),
+                                       np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_checkpoint(path: str, net: Network, training: dict | None = None) -> None:
+    """Atomically write ``net`` (and an optional training position) to ``path``."""
+    atomic_write_bytes(path, checkpoint_bytes(net, training))
+
+
+def _read_members(path: str) -> dict:
+    """All arrays of the npz at ``path``; one-line errors for anything else."""
+    if not os.path.exists(path):
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    if os.path.isdir(path):
+        raise CheckpointError(f"checkpoint {path}: is a directory, not a checkpoint file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path}: cannot read: {exc.strerror or exc}") from None
+    if not head:
+        raise CheckpointError(f"checkpoint {path}: empty file (0 bytes), not a checkpoint")
+    if head not in (ZIP_MAGIC, EMPTY_ZIP_MAGIC):
+        raise CheckpointError(f"checkpoint {path}: not a neurochip checkpoint "
+                              f"(not an .npz archive; starts with {head.hex()})")
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise CheckpointError(f"checkpoint {path}: not a neurochip checkpoint (not an .npz archive)")
+        with z:
+            return {k: z[k] for k in z.files}
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, RuntimeError,
+            NotImplementedError, zipfile.LargeZipFile) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise CheckpointError(f"checkpoint {path}: truncated or corrupted ({detail})") from None
+
+
+def _int(value, name: str, path: str, lo: int | None = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or (lo is not None and value < lo):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata: {name} = {value!r} "
+                              f"is not an integer{'' if lo is None else f' >= {lo}'}")
+    return value
+
+
+def _check_training(training, path: str) -> dict | None:
+    """Structural validation of the ``training`` record (types, signs)."""
+    if training is None:
+        return None
+    if not isinstance(training, dict):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata: training is not a record")
+    for key in ("epoch", "batch"):
+        if key in training:
+            _int(training[key], f"training.{key}", path)
+    for key in ("epochs", "train_samples", "test_samples"):
+        if training.get(key) is not None:
+            _int(training[key], f"training.{key}", path)
+    if not isinstance(training.get("history", []), list):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.history is not a list")
+    if training.get("dataset") is not None and not isinstance(training["dataset"], str):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.dataset is not a name")
+    return training
 
 
 def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network, dict | None]:
     """Load and validate a checkpoint; returns ``(network, training or None)``.
 
-    Raises :class:`CheckpointError` (one line) for a missing, truncated or
-    corrupted file, another format or version, or another architecture.
+    Raises :class:`CheckpointError` (one line) for a missing, empty,
+    truncated or corrupted file, a file that is not a checkpoint, another
+    format or version, inconsistent metadata or parameters, or (with
+    ``expect_arch``) another architecture.
     """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint {path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            files = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
-        raise CheckpointError(f"checkpoint {path}: truncated or corrupted ({exc.__class__.__name__})")
+    files = _read_members(path)
     if "__meta__" not in files:
         raise CheckpointError(f"checkpoint {path}: not a neurochip checkpoint (no metadata)")
     try:
         meta = json.loads(files["__meta__"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"checkpoint {path}: corrupted metadata")
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata (not a JSON object)")
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {path}: not a neurochip checkpoint")
+        raise CheckpointError(f"checkpoint {path}: not a neurochip checkpoint "
+                              f"(format {meta.get('format')!r})")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint {path}: format version {meta.get('version')} "
+        raise CheckpointError(f"checkpoint {path}: format version {meta.get('version')!r} "
                               f"is not supported (this neurochip reads version {VERSION})")
     try:
         arch = Architecture.parse(meta["arch"])
@@ -105,14 +189,23 @@ def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network,
         widths = Widths(**meta["widths"])
         hyper.validate(arch.n_layers)
         widths.validate()
-        exps = [int(e) for e in meta["weight_exp"]]
+        check_seed(meta["seed"])
+        exps = [_int(e, "weight_exp", path, lo=None) for e in meta["weight_exp"]]
+        updates = _int(meta.get("updates", 0), "updates", path)
+    except CheckpointError:
+        raise
     except UserError as exc:
-        raise CheckpointError(f"checkpoint {path}: {exc}")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path}: incomplete metadata ({exc})")
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f"checkpoint {path}: incomplete metadata ({exc.__class__.__name__}: "
+                              f"{exc})") from None
     if expect_arch is not None and str(Architecture.parse(expect_arch)) != str(arch):
         raise CheckpointError(f"checkpoint {path} holds architecture {arch}, "
                               f"not the requested {Architecture.parse(expect_arch)}")
+    if len(exps) != arch.n_layers:
+        raise CheckpointError(f"checkpoint {path}: weight exponents do not match {arch}")
+    if any(not -64 <= e <= 64 for e in exps):
+        raise CheckpointError(f"checkpoint {path}: weight exponents {exps} out of range [-64, 64]")
     weights, biases = [], []
     w_lo, w_hi = -(1 << (widths.weight_bits - 1)), (1 << (widths.weight_bits - 1)) - 1
     b_lo, b_hi = -(1 << (widths.bias_bits - 1)), (1 << (widths.bias_bits - 1)) - 1
@@ -127,10 +220,9 @@ def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network,
             raise CheckpointError(f"checkpoint {path}: layer {l} weights exceed {widths.weight_bits} bits")
         if b.size and (b.min() < b_lo or b.max() > b_hi):
             raise CheckpointError(f"checkpoint {path}: layer {l} biases exceed {widths.bias_bits} bits")
-        weights.append(w.copy())
-        biases.append(b.copy())
-    if len(exps) != arch.n_layers:
-        raise CheckpointError(f"checkpoint {path}: weight exponents do not match {arch}")
-    net = Network(arch, hyper, widths, int(meta["seed"]), weights, biases, exps,
-                  int(meta.get("updates", 0)), meta.get("preset", ""))
-    return net, meta.get("training")
+        weights.append(np.ascontiguousarray(w, np.int32).copy())
+        biases.append(np.ascontiguousarray(b, np.int32).copy())
+    preset = meta.get("preset") or ""
+    net = Network(arch, hyper, widths, int(meta["seed"]), weights, biases, exps, updates,
+                  preset if isinstance(preset, str) else "")
+    return net, _check_training(meta.get("training"), path)

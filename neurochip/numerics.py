@@ -5,9 +5,13 @@ small pure elementwise operation built only from ``+ - * << >> & ^`` and
 comparisons, so the *same* Python source runs
 
 * compiled by Numba inside the core's kernels (``op(...)`` on scalars or arrays),
-* on NumPy arrays (``op(...)`` or ``op.py_func(...)``),
-* on PyTorch integer tensors in the reference (``op.py_func(...)``),
-* inside the Lava process models (``op.py_func(...)`` on NumPy arrays).
+* as plain Python on NumPy arrays or PyTorch integer tensors through
+  :data:`pure` (``numerics.pure.encoder_step(...)``): the reference and the
+  Lava process models call these.
+
+``pure.<op>`` runs the *same code object* as ``<op>.py_func``, with helper
+names bound to their pure twins (a composite op's ``py_func`` alone would call
+the Numba dispatchers of its helpers, which reject tensors).
 
 No other module may write a shift, a rounding or a saturation rule of its own.
 
@@ -24,6 +28,7 @@ Conventions (all integers, two's complement):
 from __future__ import annotations
 
 import math
+import types
 
 from numba import njit
 
@@ -236,3 +241,22 @@ def input_alignment(w_exp: int, pool_shift: int, fb_exp: int | None,
     g = max(w_exp + pool_shift, state_bits, (fb_exp + Q12_BITS) if fb_exp is not None else 0)
     sh_fb = (g - fb_exp - Q12_BITS) if fb_exp is not None else 0
     return g - w_exp - pool_shift, sh_fb, g - state_bits
+
+
+# ------------------------------------------------ pure-Python twins of the ops
+def _pure_twins() -> dict:
+    """Each op's ``py_func`` code object, re-bound so helpers resolve to twins."""
+    namespace = dict(globals())
+    twins = {}
+    for name, obj in list(namespace.items()):
+        f = getattr(obj, "py_func", None)
+        if isinstance(f, types.FunctionType) and f.__module__ == __name__:
+            t = types.FunctionType(f.__code__, namespace, f.__name__, f.__defaults__, f.__closure__)
+            t.__doc__, t.__qualname__ = f.__doc__, f.__qualname__
+            twins[name] = t
+    namespace.update(twins)
+    return twins
+
+
+pure = types.SimpleNamespace(**_pure_twins())
+"""Plain-Python twins of every op (NumPy arrays, PyTorch tensors, Python ints)."""

@@ -402,21 +402,26 @@ class RealModel:
 
     @torch.no_grad()
     def ep(self, x: torch.Tensor, labels, beta: float | None = None, t1: int | None = None,
-           t2: int | None = None, symmetric: bool = True) -> EPResult:
+           t2: int | None = None, symmetric: bool = True, free: State | None = None,
+           callback=None) -> EPResult:
         """Free phase, +beta phase, restore, -beta phase; the EP estimate.
 
         ``symmetric=False``: two-phase EP, ``-(1/beta)[dPhi(s+) - dPhi(s0)]``.
+        ``free``: a free-phase end state to start the nudged phases from (it
+        is not modified), e.g. to share one free phase between several betas.
+        ``callback(k, state)`` is called after every step (memory probes).
         """
         h = self.hyper
         beta = h.beta if beta is None else beta
         t1 = h.t1 if t1 is None else t1
         t2 = h.t2 if t2 is None else t2
         y = onehot(labels, self.arch.num_classes, self.dtype, self.device)
-        free = self.run(self.init_state(x), t1)
-        plus = self.run(free.clone(), t2, y, +beta)
+        if free is None:
+            free = self.run(self.init_state(x), t1, callback=callback)
+        plus = self.run(free.clone(), t2, y, +beta, callback=callback)
         d_plus = self.dphi(plus)
         if symmetric:
-            minus = self.run(free.clone(), t2, y, -beta)
+            minus = self.run(free.clone(), t2, y, -beta, callback=callback)
             d_minus = self.dphi(minus)
             scale = -1.0 / (2.0 * beta)
         else:
@@ -438,9 +443,9 @@ class RealModel:
             self.b[l] -= lrs[l] * gb
         self.updates += 1
 
-    def train_step(self, x: torch.Tensor, labels) -> EPResult:
+    def train_step(self, x: torch.Tensor, labels, callback=None) -> EPResult:
         """One EP update on a minibatch (returns the pass, loss of the free phase)."""
-        res = self.ep(x, labels)
+        res = self.ep(x, labels, callback=callback)
         self.apply(res.grads)
         return res
 

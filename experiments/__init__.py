@@ -1,0 +1,1 @@
+"""Experiment scripts behind docs/results.md (``python -m experiments.NAME --help``)."""

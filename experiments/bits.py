@@ -1,0 +1,62 @@
+"""Accuracy against weight bit width: ``python -m experiments.bits``.
+
+Trains the same preset, data and seed at every ``--bits`` value with the
+integer core and prints a Markdown table (test error, train error, saturations,
+run time).  With ``--real`` the real-valued spiking EP reference
+(:mod:`reference.real`) is trained on the same data as the last row.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import data_dir, machine, run_cli, write_json
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.bits", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="mnist-small")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--data-root", default=None, help="folder holding mnist/ and fashion-mnist/")
+    p.add_argument("--bits", default="4,6,8,10,12,16")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--train-samples", type=int, default=None)
+    p.add_argument("--test-samples", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--extra", default="", help="further neurochip.run flags, quoted")
+    p.add_argument("--real", action="store_true", help="add the real-valued reference row")
+    p.add_argument("--out", default=None, help="write all results as JSON")
+    a = p.parse_args(argv)
+    base = ["--preset", a.preset, "--dataset", a.dataset, "--epochs", str(a.epochs),
+            "--seed", str(a.seed)] + a.extra.split()
+    dd = data_dir(a.dataset, a.data_root)
+    if dd:
+        base += ["--data-dir", dd]
+    if a.train_samples:
+        base += ["--train-samples", str(a.train_samples)]
+    if a.test_samples:
+        base += ["--test-samples", str(a.test_samples)]
+    rows = []
+    for b in (int(v) for v in a.bits.split(",")):
+        r = run_cli(base + ["--bits", str(b)])
+        rows.append({"bits": b, **{k: r[k] for k in ("test_error", "train_error", "saturations",
+                                                     "seconds", "updates", "weights_sha256")}})
+        print(f"bits {b}: test {r['test_error']:.2%} train {r['train_error']:.2%} "
+              f"({r['seconds']:.0f} s)", file=sys.stderr, flush=True)
+    if a.real:
+        from reference.real import train_real_from_cli   # real-valued spiking EP, same data
+        rr = train_real_from_cli(base)
+        rows.append({"bits": "real", **rr})
+    print(f"| bits | test error | train error | saturations | seconds |\n|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['bits']} | {r['test_error']:.2%} | {r['train_error']:.2%} | "
+              f"{r.get('saturations', '-')} | {r['seconds']:.0f} |")
+    print(f"\nmachine: {machine()}; command: python -m experiments.bits "
+          + " ".join(argv if argv is not None else sys.argv[1:]))
+    write_json(a.out, {"rows": rows, "args": vars(a), "machine": machine()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

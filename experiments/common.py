@@ -1,0 +1,45 @@
+"""Shared helpers of the experiment scripts: run the CLI in-process, write tables."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+
+from neurochip.run import run as run_cli_argv
+
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "..", "shared", "data")
+
+
+def data_dir(name: str, root: str | None) -> str | None:
+    """Folder of ``name``'s IDX files: ``root`` or ../shared/data (None for digits)."""
+    if name == "digits":
+        return None
+    return os.path.join(root or DEFAULT_DATA, name)
+
+
+def run_cli(argv: list[str]) -> dict:
+    """``python -m neurochip.run ARGV --json TMP`` in this process; returns the JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.json")
+        t0 = time.perf_counter()
+        code = run_cli_argv(list(argv) + ["--json", out, "--quiet"])
+        if code != 0:
+            raise RuntimeError(f"neurochip.run {' '.join(argv)} exited with {code}")
+        with open(out) as fh:
+            result = json.load(fh)
+        result["wall_seconds"] = round(time.perf_counter() - t0, 2)
+        return result
+
+
+def machine() -> str:
+    return f"{platform.machine()} {os.cpu_count()}-core CPU, Python {platform.python_version()}"
+
+
+def write_json(path: str | None, payload: dict) -> None:
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with open(path, "w") as fh:
+            json.dump(payload, fh, indent=2)

@@ -1,0 +1,70 @@
+"""Small helpers shared by the studies."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+FIGURES = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures")
+
+
+def layer_vec(g) -> torch.Tensor:
+    """One layer's ``(gW, gb)`` as a flat vector."""
+    gw, gb = g
+    return torch.cat([torch.as_tensor(gw).reshape(-1), torch.as_tensor(gb).reshape(-1)]).double()
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    na, nb = float(a.norm()), float(b.norm())
+    if na == 0.0 or nb == 0.0:
+        return float("nan")
+    return float(a @ b) / (na * nb)
+
+
+def rel_err(est: torch.Tensor, ref: torch.Tensor) -> float:
+    nr = float(ref.norm())
+    return float((est - ref).norm()) / nr if nr > 0 else float("nan")
+
+
+def compare(est, ref) -> list[dict]:
+    """Per layer ``{'cos', 'rel'}`` of two gradient lists ``[(gW, gb)]``."""
+    out = []
+    for ge, gr in zip(est, ref):
+        a, b = layer_vec(ge), layer_vec(gr)
+        out.append({"cos": cosine(a, b), "rel": rel_err(a, b)})
+    return out
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "torch": torch.__version__, "cpus": os.cpu_count(),
+            "threads": torch.get_num_threads(), "date": time.strftime("%Y-%m-%d")}
+
+
+def write_json(path: str, obj) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def default(o):
+        if isinstance(o, (np.integer,)):
+            return int(o)
+        if isinstance(o, (np.floating,)):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        raise TypeError(type(o))
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=1, default=default)
+        fh.write("\n")
+
+
+def fmt(v: float, nd: int = 3) -> str:
+    return "nan" if v != v else f"{v:.{nd}f}"
+
+
+def mean_std(vals) -> tuple[float, float]:
+    a = np.asarray(vals, dtype=float)
+    return float(np.nanmean(a)), float(np.nanstd(a))
