@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import data_dir, machine, run_cli, write_json
+from .common import base_args, machine, run_cli, write_json
 
 
 def main(argv=None) -> int:
@@ -28,15 +28,7 @@ def main(argv=None) -> int:
     p.add_argument("--real", action="store_true", help="add the real-valued reference row")
     p.add_argument("--out", default=None, help="write all results as JSON")
     a = p.parse_args(argv)
-    base = ["--preset", a.preset, "--dataset", a.dataset, "--epochs", str(a.epochs),
-            "--seed", str(a.seed)] + a.extra.split()
-    dd = data_dir(a.dataset, a.data_root)
-    if dd:
-        base += ["--data-dir", dd]
-    if a.train_samples:
-        base += ["--train-samples", str(a.train_samples)]
-    if a.test_samples:
-        base += ["--test-samples", str(a.test_samples)]
+    base = base_args(a) + a.extra.split()
     rows = []
     for b in (int(v) for v in a.bits.split(",")):
         r = run_cli(base + ["--bits", str(b)])

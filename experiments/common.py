@@ -43,3 +43,17 @@ def write_json(path: str | None, payload: dict) -> None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         with open(path, "w") as fh:
             json.dump(payload, fh, indent=2)
+
+
+def base_args(a) -> list[str]:
+    """The ``neurochip.run`` flags shared by an experiment's runs (from its argparse)."""
+    argv = ["--preset", a.preset, "--dataset", a.dataset, "--epochs", str(a.epochs),
+            "--seed", str(a.seed)]
+    dd = data_dir(a.dataset, a.data_root)
+    if dd:
+        argv += ["--data-dir", dd]
+    if a.train_samples:
+        argv += ["--train-samples", str(a.train_samples)]
+    if a.test_samples:
+        argv += ["--test-samples", str(a.test_samples)]
+    return argv

@@ -139,6 +139,7 @@ class LavaNet:
         self.shapes = [tuple(arch.input_shape)] + [tuple(s) for s in arch.state_shapes()]
         self.core_layout = CoreLayout.build(network)
         self.timing = SampleTiming()
+        self.startup_s = 0.0
         self.rebuilds = 0
         self._runtime_ready = False
         self._x_now = None
@@ -221,11 +222,12 @@ class LavaNet:
     def _bias(self, l: int) -> np.ndarray:
         return np.array(self.network.biases_q[l - 1], np.int32, copy=True)
 
-    def _values(self, edge: lay.EdgeSpec, direction: str, impl: str):
-        """What the processes of this edge direction hold (int64)."""
+    def _values(self, edge: lay.EdgeSpec, direction: str, impl: str, network=None):
+        """What the processes of this edge direction hold (int64) for ``network``."""
+        network = self.network if network is None else network
         if impl == "conv":
-            return lay.lava_conv_weight(edge.kernel(self.network))
-        m = edge.matrix(self.network)
+            return lay.lava_conv_weight(edge.kernel(network))
+        m = edge.matrix(network)
         if direction == "fb":
             m = m.T
         if impl == "sparse":
@@ -272,29 +274,42 @@ class LavaNet:
         return [np.ascontiguousarray(2 * d, np.int32) for d in lay.split_digits(values, nd)]
 
     # ------------------------------------------------------------- running
-    def _ensure_runtime(self) -> None:
-        if not self._runtime_ready:
-            cfg = self._L["Loihi2SimCfg"](select_tag="fixed_pt")
-            self.encoder.create_runtime(run_cfg=cfg)
-            self._runtime_ready = True
-
     def set_input(self, x_fp: np.ndarray, label: int = -1) -> None:
-        """Set the image (canonical, state units) and the label of the next sample."""
-        self._ensure_runtime()
+        """Set the image (canonical, state units) and the label of the next sample.
+
+        Before the first run the values become the Vars' initial values (Lava
+        can ``set`` only a started runtime); afterwards ``Var.set`` writes them.
+        """
         x = np.asarray(x_fp, np.int64).reshape(-1)
         if self._x_now is None or not np.array_equal(self._x_now, x):
-            self.encoder.x.set(lay.to_lava(x, self.shapes[0]).astype(np.float64))
+            xv = lay.to_lava(x, self.shapes[0])
+            if self._runtime_ready:
+                self.encoder.x.set(xv.astype(np.float64))
+            else:
+                self.encoder.x.init = xv.astype(np.int32)
             self._x_now = x.copy()
         if self._label_now != int(label):
-            self.neurons[-1].label.set(np.array([int(label)], np.float64))
+            if self._runtime_ready:
+                self.neurons[-1].label.set(np.array([int(label)], np.float64))
+            else:
+                self.neurons[-1].label.init = np.array([int(label)], np.int32)
             self._label_now = int(label)
 
     def run_steps(self, n: int | None = None) -> None:
-        """Run ``n`` steps (default: one sample); timed in :attr:`timing`."""
-        self._ensure_runtime()
+        """Run ``n`` steps (default: one sample); timed in :attr:`timing`.
+
+        The first call compiles and starts the runtime (timed separately in
+        :attr:`startup_s`).
+        """
         n = self.period if n is None else int(n)
+        cond = self._L["RunSteps"](num_steps=n, blocking=True)
         t0 = time.perf_counter()
-        self.encoder.run(condition=self._L["RunSteps"](num_steps=n, blocking=True))
+        if not self._runtime_ready:
+            self._runtime_ready = True     # from here on stop() must run
+            self.encoder.run(condition=cond, run_cfg=self._L["Loihi2SimCfg"](select_tag="fixed_pt"))
+            self.startup_s = time.perf_counter() - t0
+            return
+        self.encoder.run(condition=cond)
         self.timing.seconds += time.perf_counter() - t0
         self.timing.steps += n
 
@@ -412,6 +427,15 @@ class LavaNet:
     def _bias_changed(self) -> bool:
         return any(not np.array_equal(self._bias(l), self._bias_now[l - 1])
                    for l in range(1, len(self.neurons) + 1))
+
+    def expected_weights(self, network: Network) -> list[dict]:
+        """What :meth:`read_weights` must return when ``network`` is loaded."""
+        out = []
+        for conn in self.connections:
+            v = self._values(self.edges[conn.layer - 1], conn.direction, conn.impl, network)
+            out.append(dict(layer=conn.layer, direction=conn.direction, impl=conn.impl,
+                            values=v.toarray() if hasattr(v, "toarray") else v))
+        return out
 
     def read_weights(self) -> list[dict]:
         """What the connection processes hold now, read back with ``Var.get``.

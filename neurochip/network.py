@@ -411,6 +411,11 @@ PRESETS: dict[str, Preset] = {
         Hyper(beta=0.5, epsilon=0.5, lam=0.5, alpha=0.5, theta=0.5, t1=40, t2=10,
               lrs=(0.2, 0.15, 0.08), batch_size=20),
         dataset="mnist", epochs=5, about="CPU-sized 2-conv MNIST network (~13 ms per training sample)"),
+    "fmnist-small": Preset(
+        "1x28x28:c16k5-c32k3-f10",
+        Hyper(beta=0.5, epsilon=0.5, lam=0.5, alpha=0.5, theta=0.5, t1=40, t2=10,
+              lrs=(0.2, 0.15, 0.08), batch_size=20),
+        dataset="fashion-mnist", epochs=5, about="CPU-sized 2-conv Fashion-MNIST network"),
     "paper-mnist": Preset(
         "1x28x28:c128k3-c256k3-f512-f10",
         Hyper(beta=0.9, epsilon=0.1, lam=0.6, alpha=0.6, theta=0.5, t1=250, t2=50,

@@ -373,7 +373,7 @@ def _plan(args) -> _Plan:
     dataset = args.dataset
     preset_name = args.preset
     if preset_name is None:
-        preset_name = {"mnist": "mnist-small", "fashion-mnist": "mnist-small"}.get(dataset or "", "digits")
+        preset_name = {"mnist": "mnist-small", "fashion-mnist": "fmnist-small"}.get(dataset or "", "digits")
     preset = get_preset(preset_name)
     dataset = dataset or preset.dataset
     arch = Architecture.parse(args.arch if args.arch is not None else preset.arch)
