@@ -166,10 +166,13 @@ class LavaNet:
         return self.conv_forward
 
     def _check_bounds(self, edge: lay.EdgeSpec) -> None:
-        bound = edge.max_input() * (1 << 8)   # digit shifts stay within the int32 a_buff
-        if edge.max_input() > lay.INT32_MAX or bound > (1 << 62):
-            raise MappingError(f"layer {edge.layer}: synaptic input bound {edge.max_input()} "
-                               "exceeds Lava's int32 connection buffers")
+        """Every Lava connection buffer is int32: each digit's partial sum must fit."""
+        nd = lay.n_digits(edge.value_bound)
+        _, fan_in = edge.structure_counts()
+        worst = int(fan_in.max()) * 128 * 256 ** (nd - 1)
+        if worst > lay.INT32_MAX:
+            raise MappingError(f"layer {edge.layer}: a digit's synaptic sum can reach {worst}, "
+                               "beyond Lava's int32 connection buffers")
 
     def _build(self) -> None:
         L = _lava()

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also: training sample(s) through three phases, host update, next sample")
     p.add_argument("--train-samples", type=int, default=1, help="samples in the checked minibatch")
     p.add_argument("--preset", default="digits", help="network preset (digits, digits-fc, digits-2c)")
-    p.add_argument("--updates", type=int, default=5, help="core training updates before the check")
+    p.add_argument("--updates", type=int, default=72,
+                   help="core training updates before the check (72 = one epoch of the digits)")
     p.add_argument("--load", metavar="CKPT", default=None, help="use this checkpoint instead")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--t1", type=int, default=None, help="override the free-phase steps")
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conv-forward", default="conv", choices=("conv", "sparse", "dense"))
     p.add_argument("--conv-feedback", default="sparse", choices=("sparse", "dense"))
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--export", metavar="PATH", default=None,
+                   help="also export the network to PATH (HDF5), load it back into new processes "
+                        "and check the inference images again")
     p.add_argument("--json", metavar="PATH", default=None, help="write the figures as JSON")
     return p
 
@@ -74,15 +78,21 @@ def make_network(args):
 
 def core_ms_per_step(core, x, labels, train: bool, repeats: int = 3) -> float:
     """Core wall time per step for one sample at a time (after a warm-up run)."""
+    import numba
     h = core.net.hyper
     steps = h.t1 + (2 * h.t2 if train else 0)
     core.run(x[:1], labels[:1], train=train)
     best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for b in range(len(x)):
-            core.run(x[b:b + 1], labels[b:b + 1], train=train)
-        best = min(best, (time.perf_counter() - t0) / (len(x) * steps))
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)      # one sample: one thread (the machine may be shared)
+    try:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for b in range(len(x)):
+                core.run(x[b:b + 1], labels[b:b + 1], train=train)
+            best = min(best, (time.perf_counter() - t0) / (len(x) * steps))
+    finally:
+        numba.set_num_threads(threads)
     return 1e3 * best
 
 
@@ -129,8 +139,23 @@ def _main(args) -> int:
                   f"labels {y.tolist()}")
             total += cmp.total
             figures["checks"]["inference"] = cmp.total
-            timing["inference"] = (lava.lava.timing.ms_per_step,
+            figures["compared"] = {"inference": cmp.compared}
+            timing["inference"] = (lava.lava.timing.ms_per_step if lava.lava.timing.steps else 0.0,
                                    core_ms_per_step(core, x, y, train=False))
+            if args.export:
+                from .export import export_lava, load_lava
+                export_lava(net_l, args.export)
+                ln2 = load_lava(args.export, train=False, probes=True,
+                                conv_forward=args.conv_forward, conv_feedback=args.conv_feedback)
+                try:
+                    r2 = ln2.run(x, y)
+                finally:
+                    ln2.stop()
+                cmp2 = compare_batches(rc, r2, core.layout, train=False)
+                print(f"export {args.export} -> load_lava -> same {len(y)} images: "
+                      f"differing integers {cmp2.total}")
+                total += cmp2.total
+                figures["checks"]["export_reload"] = cmp2.total
         if args.train:
             k = args.train_samples
             x = ds.quantised(ds.train_x[:2 * k], sbits)
@@ -142,6 +167,7 @@ def _main(args) -> int:
                                       f"({net.hyper.t1}+2x{net.hyper.t2} steps)")))
             total += cmp.total
             figures["checks"]["train_sample"] = cmp.total
+            figures.setdefault("compared", {})["train_sample"] = cmp.compared
             # the update on the host, with the core's own function, on each side's traces
             from neurochip.trainer import make_backend
             core_be = make_backend(net_c)
@@ -154,6 +180,7 @@ def _main(args) -> int:
             d_host = sum(n_differ(a, b) for a, b in zip(net_c.weights_q, net_l.weights_q))
             d_host += sum(n_differ(a, b) for a, b in zip(net_c.biases_q, net_l.biases_q))
             changed = sum(n_differ(a, b) for a, b in zip(net.weights_q, net_c.weights_q))
+            changed_b = sum(n_differ(a, b) for a, b in zip(net.biases_q, net_c.biases_q))
             ln = lava.lava
             d_proc = 0
             n_read = 0
@@ -162,20 +189,26 @@ def _main(args) -> int:
                 n_read += int(np.size(want["values"]))
             for l, proc in enumerate(ln.neurons, start=1):
                 d_proc += n_differ(proc.bias.get().astype(np.int64), net_c.biases_q[l - 1])
-            print(f"update (neurochip.learning on the host): {changed} weights changed; "
+            print(f"update (neurochip.learning on the host): {changed} weights and {changed_b} "
+                  f"biases changed; "
                   f"host weights+biases differing {d_host}; Lava processes ({how}, "
                   f"{n_read} synaptic values read back) differing {d_proc}")
             total += d_host + d_proc
             figures["checks"]["update"] = d_host + d_proc
+            figures["changed"] = {"weights": changed, "biases": changed_b}
             rc2 = core.run(x[k:], y[k:], train=True, record=True)
             rl2 = lava.run(x[k:], y[k:], train=True, record=True)
             cmp2 = compare_batches(rc2, rl2, core.layout, train=True)
             print("\n".join(cmp2.lines(f"next sample(s) after the update, {k}, three phases")))
             total += cmp2.total
             figures["checks"]["next_sample"] = cmp2.total
-            timing["train"] = (lava.lava.timing.ms_per_step,
+            figures["compared"]["next_sample"] = cmp2.compared
+            figures["compared"]["weights_read_back"] = n_read
+            timing["train"] = (lava.lava.timing.ms_per_step if lava.lava.timing.steps else 0.0,
                                core_ms_per_step(core, x[k:], y[k:], train=True))
         for mode, (ms_l, ms_c) in timing.items():
+            if ms_l <= 0:     # every run of this mode was a (re)start, none timed
+                continue
             print(f"time per step ({mode}, one sample at a time): Lava {ms_l:.2f} ms, "
                   f"core {ms_c:.4f} ms ({ms_l / max(ms_c, 1e-9):.0f}x)")
             figures[f"ms_per_step_{mode}"] = {"lava": ms_l, "core": ms_c}

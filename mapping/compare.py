@@ -45,6 +45,7 @@ class LayerDiff:
 class Comparison:
     layers: list
     extra: dict = field(default_factory=dict)    # whole-network fields
+    compared: int = 0                            # integers compared in all
 
     @property
     def total(self) -> int:
@@ -60,6 +61,7 @@ class Comparison:
                        f"{l.total:>10}  {fields}")
         if self.extra:
             out.append("  network: " + ", ".join(f"{k}={v}" for k, v in self.extra.items()))
+        out.append(f"  {self.compared} integers compared, {self.total} differ")
         return out
 
 
@@ -68,6 +70,7 @@ def compare_batches(ref: BatchResult, other: BatchResult, layout: CoreLayout,
     """Per layer: spikes (every step), end-of-phase states, traces, counters."""
     n_ph = 3 if train else 1
     layers = []
+    compared = 0
     for l, (o, n) in enumerate(zip(layout.offsets, layout.sizes)):
         sl = slice(o, o + n)
         d = LayerDiff(l, n)
@@ -75,6 +78,7 @@ def compare_batches(ref: BatchResult, other: BatchResult, layout: CoreLayout,
             a = None if ref.rec_spikes is None else ref.rec_spikes[..., sl]
             b = None if other.rec_spikes is None else other.rec_spikes[..., sl]
             d.diff["spikes"] = n_differ(a, b)
+            compared += int(np.size(a))
             d.spikes_ref = int(a.sum()) if a is not None else 0
             d.spikes_other = int(b.sum()) if b is not None else 0
         if ref.rec_state is not None or other.rec_state is not None:
@@ -82,13 +86,17 @@ def compare_batches(ref: BatchResult, other: BatchResult, layout: CoreLayout,
                 a = None if ref.rec_state is None else ref.rec_state[:, :n_ph, k, sl]
                 b = None if other.rec_state is None else other.rec_state[:, :n_ph, k, sl]
                 d.diff[name] = n_differ(a, b)
+                compared += int(np.size(a))
         if train:
             d.diff["traces"] = n_differ(ref.traces[..., sl], other.traces[..., sl])
+            compared += int(ref.traces[..., sl].size)
         d.diff["counts"] = n_differ(ref.counts[:, :, l], other.counts[:, :, l])
+        compared += int(ref.counts[:, :, l].size)
         layers.append(d)
     extra = {"s_free": n_differ(ref.s_free, other.s_free),
              "predictions": n_differ(ref.predictions, other.predictions)}
-    return Comparison(layers, extra)
+    compared += int(ref.s_free.size + ref.predictions.size)
+    return Comparison(layers, extra, compared)
 
 
 def count_lines(res: BatchResult) -> list[str]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from neurochip.errors import UserError
 from neurochip.network import Network
 
 DIGIT_BITS = 8
@@ -37,7 +38,7 @@ LAVA_CONV_BITS = 24          # Lava's Conv wraps its accumulator at 24 bits sign
 INT32_MAX = 2 ** 31 - 1
 
 
-class MappingError(Exception):
+class MappingError(UserError):
     """The network (or an option) has no exact Lava mapping."""
 
 

@@ -81,6 +81,25 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         raise
 
 
+def remove_stale_temporaries(path: str) -> list[str]:
+    """Delete the temporary files a killed writer of ``path`` left (``.tmp-*-NAME``).
+
+    Call it only when this process is the one writer of ``path`` (a training
+    run that checkpoints to it).  Returns the names removed.
+    """
+    import glob
+    folder = os.path.dirname(os.path.abspath(path))
+    pattern = os.path.join(glob.escape(folder), ".tmp-*-" + glob.escape(os.path.basename(path)))
+    removed = []
+    for tmp in glob.glob(pattern):
+        try:
+            os.unlink(tmp)
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
 def checkpoint_bytes(net: Network, training: dict | None = None) -> bytes:
     """The complete ``.npz`` file content of a checkpoint."""
     meta = network_meta(net)
@@ -151,8 +170,22 @@ def _check_training(training, path: str) -> dict | None:
     for key in ("epochs", "train_samples", "test_samples"):
         if training.get(key) is not None:
             _int(training[key], f"training.{key}", path)
-    if not isinstance(training.get("history", []), list):
-        raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.history is not a list")
+    history = training.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.history is not a "
+                              "list of records")
+    partial = training.get("partial", {})
+    if partial is not None:
+        if not isinstance(partial, dict):
+            raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.partial is not a record")
+        for key in ("wrong", "seen"):
+            if key in partial:
+                _int(partial[key], f"training.partial.{key}", path)
+        if not isinstance(partial.get("loss", 0.0), (int, float)) or isinstance(partial.get("loss"), bool):
+            raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.partial.loss is not a number")
+    seconds = training.get("train_seconds", 0.0)
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.train_seconds is not a number")
     if training.get("dataset") is not None and not isinstance(training["dataset"], str):
         raise CheckpointError(f"checkpoint {path}: corrupted metadata: training.dataset is not a name")
     return training

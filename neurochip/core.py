@@ -59,6 +59,9 @@ class CoreLayout:
     n_all: int
     n_cacc: int
     perm: list[np.ndarray]     # per layer 0..L
+    coords: np.ndarray = None  # int32 (n_all, 3): (y, x, channel) of every conv-map neuron
+    w_dtype: type = np.int32   # weight tables: int16 when every entry fits
+    acc_dtype: type = np.int64  # synaptic accumulators: int32 when no sum can overflow it
 
     @staticmethod
     def build(net: Network) -> "CoreLayout":
@@ -114,7 +117,17 @@ class CoreLayout:
             row[M_WF_OFF], row[M_WB_OFF] = wf_off, wb_off
             wf_off += n_w
             wb_off += n_w
-        return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm)
+        # (y, x, channel) of every neuron of a map, so that kernels need no division
+        coords = np.zeros((int(sum(sizes)), 3), np.int32)
+        for l, shp in enumerate(shapes):
+            if len(shp) == 3:
+                c, h, w = shp
+                y, x, ci = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
+                coords[offsets[l]:offsets[l] + sizes[l]] = np.stack(
+                    [y.ravel(), x.ravel(), ci.ravel()], axis=1)
+        w_dtype, acc_dtype = _table_dtypes(meta, net.widths.weight_bits)
+        return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm,
+                          coords, w_dtype, acc_dtype)
 
     def to_internal(self, layer: int, canonical: np.ndarray) -> np.ndarray:
         """``(..., N_l)`` canonical -> internal order."""
@@ -135,6 +148,36 @@ class CoreLayout:
         return parts
 
 
+def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
+    """Narrowest exact dtypes of the weight tables and the synaptic accumulators.
+
+    A table entry is a weight (``|w| <= 2**(Bw-1)``) or, for avg-pool conv,
+    a sum of four.  An accumulator receives each table entry of its layer at
+    most once per step (every source neuron spikes at most once and reaches a
+    target through one entry), so ``|u| <= fan_in * max|entry|``; int32 is
+    used when that bound fits, else int64 (the contract's width).
+    """
+    w_max = 1 << (weight_bits - 1)
+    entry_max = 0
+    acc_max = 0
+    for l in range(1, len(meta)):
+        row = meta[l]
+        if row[M_KIND] == KIND_CONV:
+            e = w_max * (1 if row[M_IS_MAX] else 4)
+            taps = int(row[M_KF]) ** 2
+            fan_fwd, fan_fb = int(row[M_CIN]) * taps, int(row[M_C]) * taps
+            if row[M_IS_MAX]:   # the full-resolution conv sums before the max
+                fan_fwd = int(row[M_CIN]) * int(row[M_K]) ** 2
+        else:
+            e = w_max
+            fan_fwd, fan_fb = int(row[M_IN_SIZE]), int(row[M_SIZE])
+        entry_max = max(entry_max, e)
+        acc_max = max(acc_max, e * fan_fwd, e * fan_fb)
+    w_dtype = np.int16 if entry_max <= (1 << 15) else np.int32
+    acc_dtype = np.int32 if acc_max < (1 << 31) else np.int64
+    return w_dtype, acc_dtype
+
+
 def pack_weights(net: Network, layout: CoreLayout) -> tuple[np.ndarray, np.ndarray]:
     """Forward- and feedback-scatter weight tables (int32, flat).
 
@@ -144,7 +187,7 @@ def pack_weights(net: Network, layout: CoreLayout) -> tuple[np.ndarray, np.ndarr
     (in, out) and feedback ``W`` (out, in), with conv inputs in internal order.
     """
     meta = layout.meta
-    w_fwd = np.zeros(int(sum(_table_size(meta[l]) for l in range(1, len(meta)))), np.int32)
+    w_fwd = np.zeros(int(sum(_table_size(meta[l]) for l in range(1, len(meta)))), layout.w_dtype)
     w_fb = np.zeros_like(w_fwd)
     for l in range(1, len(meta)):
         row = meta[l]
@@ -158,7 +201,7 @@ def pack_weights(net: Network, layout: CoreLayout) -> tuple[np.ndarray, np.ndarr
                 for m in (0, 1):
                     for n in (0, 1):
                         kern[:, :, m:m + k, n:n + k] += w
-            fwd = kern.transpose(1, 2, 3, 0)     # ci, a, b, co
+            fwd = kern.transpose(1, 2, 3, 0)[:, :, _forward_slots(kern.shape[-1], row[M_IS_MAX])]
             fb = kern.transpose(0, 2, 3, 1)      # co, a, b, ci
         else:
             wi = w[:, _inverse(layout.perm[l - 1])]   # columns in internal order
@@ -167,6 +210,21 @@ def pack_weights(net: Network, layout: CoreLayout) -> tuple[np.ndarray, np.ndarr
         w_fwd[row[M_WF_OFF]:row[M_WF_OFF] + n] = fwd.ravel()
         w_fb[row[M_WB_OFF]:row[M_WB_OFF] + n] = fb.ravel()
     return w_fwd, w_fb
+
+
+def _forward_slots(kf: int, is_max: int) -> np.ndarray:
+    """Order of the kernel columns ``b`` in the forward table of a conv layer.
+
+    A spike reaches consecutive target columns for consecutive taps of equal
+    stride, so the taps are stored in that order and one spike adds one
+    contiguous run of weights per kernel row: max-pool (stride 1) ``b``
+    descending; avg-pool (fused kernel, stride 2) the even ``b`` descending,
+    then the odd ``b`` descending.
+    """
+    if is_max:
+        return np.arange(kf - 1, -1, -1)
+    return np.concatenate([np.arange(kf - 1 - ((kf - 1) % 2), -1, -2),
+                           np.arange(kf - 1 - (kf % 2), -1, -2)])
 
 
 def _table_size(row) -> int:
@@ -207,87 +265,125 @@ def constants_vector(net: Network, n_phases: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- kernels
 @njit(cache=True, inline="always")
-def _scatter_forward(meta, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_off):
-    """Add the forward weights of layer l-1's spikes into layer l; returns events."""
+def _add_run(acc, dst, w, src, n):
+    """``acc[dst:dst+n] += w[src:src+n]``: one contiguous run (vectorised)."""
+    a = acc[dst:dst + n]
+    b = w[src:src + n]
+    for t in range(n):
+        a[t] += b[t]
+
+
+@njit(cache=True, inline="always")
+def _scatter_forward(meta, coords, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_off):
+    """Add the forward weights of layer l-1's spikes into layer l; returns events.
+
+    Only spiking neurons cost work; the loops visit only the kernel taps that
+    land inside the target map (no per-tap bounds tests).
+    """
     row = meta[l]
     in_off, off = row[M_IN_OFF], row[M_OFF]
     n_spk = spk_cnt[l - 1]
-    events = 0
     cout = row[M_C]
     wf = row[M_WF_OFF]
     if row[M_KIND] == KIND_FC:
         for k in range(n_spk):
-            j = spk_idx[in_off + k] - in_off
-            base = wf + j * cout
-            for o in range(cout):
-                u_fwd[off + o] += w_fwd[base + o]
+            _add_run(u_fwd, off, w_fwd, wf + (spk_idx[in_off + k] - in_off) * cout, cout)
         return n_spk * cout
     cin, win = row[M_CIN], row[M_WIN]
     pad, kf, hout, wout = row[M_PAD], row[M_KF], row[M_H], row[M_W]
+    taps = 0
     if row[M_IS_MAX] == 0:
+        # fused (K+1)^2 kernel, stride 2: tap a reaches pooled row (yp - a) / 2
         for k in range(n_spk):
-            j = spk_idx[in_off + k] - in_off
-            ci = j % cin
-            yx = j // cin
-            yp = yx // win + pad
-            xp = yx % win + pad
-            for a in range(kf):
-                ya = yp - a
-                if ya < 0 or ya % 2 != 0 or ya // 2 >= hout:
-                    continue
-                i = ya // 2
-                for bb in range(kf):
-                    xb = xp - bb
-                    if xb < 0 or xb % 2 != 0 or xb // 2 >= wout:
-                        continue
-                    jj = xb // 2
-                    src = wf + ((ci * kf + a) * kf + bb) * cout
-                    dst = off + (i * wout + jj) * cout
-                    for o in range(cout):
-                        u_fwd[dst + o] += w_fwd[src + o]
-                    events += cout
-        return events
+            j = spk_idx[in_off + k]
+            yp = coords[j, 0] + pad
+            xp = coords[j, 1] + pad
+            ci = coords[j, 2]
+            a0 = yp - 2 * (hout - 1)
+            if a0 < 0:
+                a0 = yp & 1
+            a1 = min(yp, kf - 1)
+            b0 = xp - 2 * (wout - 1)
+            if b0 < 0:
+                b0 = xp & 1
+            b1 = min(xp, kf - 1)
+            b1 -= (b1 - xp) & 1          # the last tap of xp's parity
+            if a1 < a0 or b1 < b0:
+                continue
+            nb = (b1 - b0) // 2 + 1
+            taps += ((a1 - a0) // 2 + 1) * nb
+            # the taps b1, b1-2, .., b0 are stored consecutively (descending b),
+            # matching the consecutive pooled columns (xp - b) / 2 they reach
+            par = b1 & 1
+            src_b = (par * ((kf + 1) // 2) + (kf - 1 - b1) // 2) * cout
+            dst_b = ((xp - b1) >> 1) * cout
+            run = nb * cout
+            for a in range(a0, a1 + 1, 2):
+                src = wf + (ci * kf + a) * kf * cout + src_b
+                dst = off + ((yp - a) >> 1) * wout * cout + dst_b
+                _add_run(u_fwd, dst, w_fwd, src, run)
+        return taps * cout
     # max-pool: full-resolution conv, then max over 2x2 with the first argmax
+    n_pool = hout * wout * cout
+    if n_spk == 0:
+        # every conv output is 0: u_fwd stays 0, the first maximum is (0, 0)
+        for t in range(n_pool):
+            pool_idx[pool_off + t] = 0
+        return 0
     hc, wc = row[M_HC], row[M_WC]
     co_off = row[M_CACC_OFF]
     for t in range(hc * wc * cout):
         cacc[co_off + t] = 0
     for k in range(n_spk):
-        j = spk_idx[in_off + k] - in_off
-        ci = j % cin
-        yx = j // cin
-        yp = yx // win + pad
-        xp = yx % win + pad
-        for a in range(kf):
-            yc = yp - a
-            if yc < 0 or yc >= hc:
-                continue
-            for bb in range(kf):
-                xc = xp - bb
-                if xc < 0 or xc >= wc:
-                    continue
-                src = wf + ((ci * kf + a) * kf + bb) * cout
-                dst = co_off + (yc * wc + xc) * cout
-                for o in range(cout):
-                    cacc[dst + o] += w_fwd[src + o]
-                events += cout
+        j = spk_idx[in_off + k]
+        yp = coords[j, 0] + pad
+        xp = coords[j, 1] + pad
+        ci = coords[j, 2]
+        a0 = max(0, yp - hc + 1)
+        a1 = min(yp, kf - 1)
+        b0 = max(0, xp - wc + 1)
+        b1 = min(xp, kf - 1)
+        if a1 < a0 or b1 < b0:
+            continue
+        nb = b1 - b0 + 1
+        taps += (a1 - a0 + 1) * nb
+        # taps stored with descending b: b1 .. b0 reach the columns xp-b1 .. xp-b0
+        src_b = (kf - 1 - b1) * cout
+        dst_b = (xp - b1) * cout
+        run = nb * cout
+        for a in range(a0, a1 + 1):
+            src = wf + (ci * kf + a) * kf * cout + src_b
+            dst = co_off + (yp - a) * wc * cout + dst_b
+            _add_run(cacc, dst, w_fwd, src, run)
     for i in range(hout):
         for jj in range(wout):
+            c00 = co_off + ((2 * i) * wc + 2 * jj) * cout
+            c01 = c00 + cout
+            c10 = c00 + wc * cout
+            c11 = c10 + cout
+            dst = (i * wout + jj) * cout
             for o in range(cout):
-                best = cacc[co_off + ((2 * i) * wc + 2 * jj) * cout + o]
+                best = cacc[c00 + o]
                 arg = 0
-                for mn in range(1, 4):
-                    v = cacc[co_off + ((2 * i + mn // 2) * wc + 2 * jj + mn % 2) * cout + o]
-                    if v > best:
-                        best = v
-                        arg = mn
-                u_fwd[off + (i * wout + jj) * cout + o] = best
-                pool_idx[pool_off + (i * wout + jj) * cout + o] = arg
-    return events
+                v = cacc[c01 + o]
+                if v > best:
+                    best = v
+                    arg = 1
+                v = cacc[c10 + o]
+                if v > best:
+                    best = v
+                    arg = 2
+                v = cacc[c11 + o]
+                if v > best:
+                    best = v
+                    arg = 3
+                u_fwd[off + dst + o] = best
+                pool_idx[pool_off + dst + o] = arg
+    return taps * cout
 
 
 @njit(cache=True, inline="always")
-def _scatter_feedback(meta, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off):
+def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off):
     """Add layer l's spikes through W_l^T into layer l-1's feedback input."""
     row = meta[l]
     in_off, off = row[M_IN_OFF], row[M_OFF]
@@ -296,49 +392,103 @@ def _scatter_feedback(meta, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off)
     if row[M_KIND] == KIND_FC:
         nin = row[M_IN_SIZE]
         for k in range(n_spk):
-            o = spk_idx[off + k] - off
-            base = wb + o * nin
-            for j in range(nin):
-                u_fb[in_off + j] += w_fb[base + j]
+            _add_run(u_fb, in_off, w_fb, wb + (spk_idx[off + k] - off) * nin, nin)
         return n_spk * nin
     cin, hin, win = row[M_CIN], row[M_HIN], row[M_WIN]
     pad, kf, wout, cout = row[M_PAD], row[M_KF], row[M_W], row[M_C]
-    events = 0
+    taps = 0
     is_max = row[M_IS_MAX]
     for k in range(n_spk):
-        n = spk_idx[off + k] - off
-        o = n % cout
-        ij = n // cout
-        i = ij // wout
-        jj = ij % wout
-        if is_max == 0:
-            y0 = 2 * i - pad
-            x0 = 2 * jj - pad
-        else:
+        g = spk_idx[off + k]
+        n = g - off
+        y0 = 2 * coords[g, 0] - pad
+        x0 = 2 * coords[g, 1] - pad
+        o = coords[g, 2]
+        if is_max != 0:
             mn = pool_idx[pool_off + n]
-            y0 = 2 * i + mn // 2 - pad
-            x0 = 2 * jj + mn % 2 - pad
-        for a in range(kf):
-            y = y0 + a
-            if y < 0 or y >= hin:
-                continue
-            for bb in range(kf):
-                x = x0 + bb
-                if x < 0 or x >= win:
-                    continue
-                src = wb + ((o * kf + a) * kf + bb) * cin
-                dst = in_off + (y * win + x) * cin
-                for c in range(cin):
-                    u_fb[dst + c] += w_fb[src + c]
-                events += cin
-    return events
+            y0 += mn >> 1
+            x0 += mn & 1
+        a0 = max(0, -y0)
+        a1 = min(kf, hin - y0)
+        b0 = max(0, -x0)
+        b1 = min(kf, win - x0)
+        if a1 <= a0 or b1 <= b0:
+            continue
+        taps += (a1 - a0) * (b1 - b0)
+        run = (b1 - b0) * cin
+        for a in range(a0, a1):
+            src = wb + ((o * kf + a) * kf + b0) * cin
+            dst = in_off + ((y0 + a) * win + x0 + b0) * cin
+            _add_run(u_fb, dst, w_fb, src, run)
+    return taps * cin
+
+
+@njit(cache=True, inline="always")
+def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                  lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi, beta_q, label, counts_pl):
+    """Neuron update (align, decode, nudge, Euler) and encoder of one layer.
+
+    Written over slices with branch-free arithmetic so that it vectorises;
+    consumes (and zeroes) the synaptic accumulators; writes the spikes as
+    0/1 into ``qbuf``.
+    """
+    sh_fwd, fb_mult, sh_fb, sh_out = row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT]
+    end = n_off + size
+    uf_, ub_, b_ = u_fwd[n_off:end], u_fb[n_off:end], bias[n_off:end]
+    s_, dec_, psi_, encp_, q_ = s[n_off:end], dec[n_off:end], psi[n_off:end], encp[n_off:end], qbuf[n_off:end]
+    active = 0
+    sat_in = 0
+    sat_dec = 0
+    sat_psi = 0
+    for t in range(size):
+        inp = nx.align_input(np.int64(uf_[t]), np.int64(ub_[t]), sh_fwd, fb_mult, sh_fb, sh_out)
+        uf_[t] = 0
+        ub_[t] = 0
+        inp_s = nx.saturate(inp, reg_lo, reg_hi)
+        sat_in += inp_s != inp
+        d_old = dec_[t]
+        d = nx.decoder_step(d_old, inp_s, lam_q)
+        d_s = nx.saturate(d, reg_lo, reg_hi)
+        sat_dec += d_s != d
+        s_old = s_[t]
+        drive = d_s + b_[t]
+        if beta_q != 0:
+            target = one * (t == label)
+            drive += nx.nudge_term(s_old, target, beta_q)
+        s_new = nx.state_step(s_old, drive, eps_q, one)
+        active += (s_new != s_old) | (d_s != d_old)
+        dec_[t] = d_s
+        s_[t] = s_new
+        p, q = nx.encoder_step(psi_[t], s_new, encp_[t], lam_q, thr_lam, one_lam)
+        p_s = nx.saturate(p, reg_lo, reg_hi)
+        sat_psi += p_s != p
+        psi_[t] = p_s
+        encp_[t] = s_new
+        q_[t] = q
+    counts_pl[K_UPDATES] += size
+    counts_pl[K_ACTIVE] += active
+    counts_pl[K_SAT_INPUT] += sat_in
+    counts_pl[K_SAT_DEC] += sat_dec
+    counts_pl[K_SAT_PSI] += sat_psi
+
+
+@njit(cache=True, inline="always")
+def _compact(qbuf, n_off, size, spk_idx):
+    """Indices of the spiking neurons of a layer into ``spk_idx[n_off:]``; their count."""
+    q_ = qbuf[n_off:n_off + size]
+    out = spk_idx[n_off:n_off + size]
+    cnt = 0
+    for t in range(size):
+        out[cnt] = n_off + t
+        cnt += q_[t]
+    return cnt
 
 
 @njit(cache=True)
-def _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
+def _run_sample(b, meta, coords, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
                 s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                 snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                traces, phase_idx, s_free, counts, rec_spk, rec_state):
+                qbuf, nz, traces, phase_idx, s_free, counts, rec_spk, rec_state):
     n_layers = meta.shape[0] - 1
     n_all = s.shape[0]
     one = consts[C_ONE]
@@ -348,27 +498,23 @@ def _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
     n0 = meta[0, M_SIZE]
     out_off, out_size = meta[n_layers, M_OFF], meta[n_layers, M_SIZE]
     recording = rec_spk.shape[0] > 0
-    # fresh state for every sample
-    for n in range(n_all):
-        s[n] = 0
-        dec[n] = 0
-        psi[n] = 0
-        encp[n] = 0
+    # fresh state for every sample (the scratch arrays arrive zeroed); the
+    # input layer: only non-zero pixels can ever spike (a = 0 keeps psi = 0)
+    n_nz = 0
     for n in range(n0):
         s[n] = x_fp[n]
-    for l in range(n_layers + 1):
-        spk_cnt[l] = 0
+        if x_fp[n] != 0:
+            nz[n_nz] = n
+            n_nz += 1
     step_global = 0
     for phase in range(n_phases):
         if phase == 2:  # restart the -beta phase from the complete free state
-            for n in range(n_all):
-                s[n] = snap_s[n]
-                dec[n] = snap_dec[n]
-                psi[n] = snap_psi[n]
-                encp[n] = snap_encp[n]
-                spk_idx[n] = snap_idx[n]
-            for l in range(n_layers + 1):
-                spk_cnt[l] = snap_cnt[l]
+            s[:] = snap_s
+            dec[:] = snap_dec
+            psi[:] = snap_psi
+            encp[:] = snap_encp
+            spk_idx[:] = snap_idx
+            spk_cnt[:] = snap_cnt
         beta_q = 0
         if phase == 1:
             beta_q = consts[C_BETA]
@@ -377,61 +523,46 @@ def _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
         n_steps = t1 if phase == 0 else t2
         for _ in range(n_steps):
             # 1. synaptic input from the spikes of the previous step
-            for n in range(n_all):
-                u_fwd[n] = 0
-                u_fb[n] = 0
             for l in range(1, n_layers + 1):
                 counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
-                    meta, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_offs[l])
+                    meta, coords, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_offs[l])
             for l in range(2, n_layers + 1):
                 counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
-                    meta, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l])
-            # 2. neuron updates
+                    meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l])
+            # 2.+3. neuron updates and encoders, layer by layer
+            cnt = 0
+            sat_psi = 0
+            for k in range(n_nz):
+                n = nz[k]
+                a = s[n]
+                p, q = nx.encoder_step(psi[n], a, encp[n], lam_q, thr_lam, one_lam)
+                p_s = nx.saturate(p, reg_lo, reg_hi)
+                sat_psi += p_s != p
+                psi[n] = p_s
+                encp[n] = a
+                spk_idx[cnt] = n
+                cnt += q
+            spk_cnt[0] = cnt
+            counts[phase, 0, K_SPIKES] += cnt
+            counts[phase, 0, K_SAT_PSI] += sat_psi
             for l in range(1, n_layers + 1):
-                row = meta[l]
-                sh_fwd, fb_mult, sh_fb, sh_out = row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT]
-                off, size = row[M_OFF], row[M_SIZE]
-                active = 0
-                sat_in = 0
-                sat_dec = 0
-                for n in range(off, off + size):
-                    inp = nx.align_input(u_fwd[n], u_fb[n], sh_fwd, fb_mult, sh_fb, sh_out)
-                    inp_s = nx.saturate(inp, reg_lo, reg_hi)
-                    sat_in += inp_s != inp
-                    d = nx.decoder_step(dec[n], inp_s, lam_q)
-                    d_s = nx.saturate(d, reg_lo, reg_hi)
-                    sat_dec += d_s != d
-                    drive = d_s + bias[n]
-                    if l == n_layers and beta_q != 0:
-                        target = one if (n - off) == label else 0
-                        drive += nx.nudge_term(s[n], target, beta_q)
-                    s_new = nx.state_step(s[n], drive, eps_q, one)
-                    active += (s_new != s[n]) or (d_s != dec[n])
-                    dec[n] = d_s
-                    s[n] = s_new
-                counts[phase, l, K_UPDATES] += size
-                counts[phase, l, K_ACTIVE] += active
-                counts[phase, l, K_SAT_INPUT] += sat_in
-                counts[phase, l, K_SAT_DEC] += sat_dec
-            # 3. encoders emit this step's spikes (layer 0 encodes the image)
-            for l in range(n_layers + 1):
                 off, size = meta[l, M_OFF], meta[l, M_SIZE]
-                cnt = 0
-                sat_psi = 0
-                for n in range(off, off + size):
-                    p, q = nx.encoder_step(psi[n], s[n], encp[n], lam_q, thr_lam, one_lam)
-                    p_s = nx.saturate(p, reg_lo, reg_hi)
-                    sat_psi += p_s != p
-                    psi[n] = p_s
-                    encp[n] = s[n]
-                    if q:
-                        spk_idx[off + cnt] = n
-                        cnt += 1
-                        if recording:
-                            rec_spk[step_global, n] = 1
+                if l == n_layers and beta_q != 0:
+                    _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                                  lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi, beta_q,
+                                  label, counts[phase, l])
+                else:
+                    _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                                  lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi, 0,
+                                  label, counts[phase, l])
+                cnt = _compact(qbuf, off, size, spk_idx)
                 spk_cnt[l] = cnt
                 counts[phase, l, K_SPIKES] += cnt
-                counts[phase, l, K_SAT_PSI] += sat_psi
+            if recording:
+                for l in range(n_layers + 1):
+                    off = meta[l, M_OFF]
+                    for k in range(spk_cnt[l]):
+                        rec_spk[step_global, spk_idx[off + k]] = 1
             step_global += 1
         # end of phase
         if recording:
@@ -444,14 +575,12 @@ def _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
             for n in range(out_size):
                 s_free[n] = s[out_off + n]
             if n_phases > 1:
-                for n in range(n_all):
-                    snap_s[n] = s[n]
-                    snap_dec[n] = dec[n]
-                    snap_psi[n] = psi[n]
-                    snap_encp[n] = encp[n]
-                    snap_idx[n] = spk_idx[n]
-                for l in range(n_layers + 1):
-                    snap_cnt[l] = spk_cnt[l]
+                snap_s[:] = s
+                snap_dec[:] = dec
+                snap_psi[:] = psi
+                snap_encp[:] = encp
+                snap_idx[:] = spk_idx
+                snap_cnt[:] = spk_cnt
         else:
             tmax, sbits = consts[C_TRACE_MAX], consts[C_STATE_BITS]
             for n in range(n_all):
@@ -461,11 +590,12 @@ def _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
 
 
 @njit(cache=True, parallel=True)
-def _run_batch(meta, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, n_cacc, pool_offs,
+def _run_batch(meta, coords, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, u_proto, c_proto, pool_offs,
                n_pool, traces, phase_idx, s_free, counts, rec_spk, rec_state):
     n_batch = x_fp.shape[0]
     n_all = bias.shape[0]
     n_l1 = meta.shape[0]
+    n0 = meta[0, M_SIZE]
     for b in prange(n_batch):
         # per-sample scratch, allocated once per sample (never per step)
         s = np.zeros(n_all, np.int64)
@@ -474,9 +604,9 @@ def _run_batch(meta, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, n_
         encp = np.zeros(n_all, np.int64)
         spk_idx = np.zeros(n_all, np.int32)
         spk_cnt = np.zeros(n_l1, np.int64)
-        u_fwd = np.zeros(n_all, np.int64)
-        u_fb = np.zeros(n_all, np.int64)
-        cacc = np.zeros(n_cacc, np.int64)
+        u_fwd = np.zeros_like(u_proto)
+        u_fb = np.zeros_like(u_proto)
+        cacc = np.zeros_like(c_proto)
         pool_idx = np.zeros(n_pool, np.int8)
         snap_s = np.zeros(n_all, np.int64)
         snap_dec = np.zeros(n_all, np.int64)
@@ -484,12 +614,14 @@ def _run_batch(meta, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, n_
         snap_encp = np.zeros(n_all, np.int64)
         snap_idx = np.zeros(n_all, np.int32)
         snap_cnt = np.zeros(n_l1, np.int64)
+        qbuf = np.zeros(n_all, np.int64)
+        nz = np.zeros(n0, np.int64)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
         rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
-        _run_sample(b, meta, consts, w_fwd, w_fb, bias, x_fp[b], labels[b], reg_lo, reg_hi,
+        _run_sample(b, meta, coords, consts, w_fwd, w_fb, bias, x_fp[b], labels[b], reg_lo, reg_hi,
                     s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                     snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                    traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
+                    qbuf, nz, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
 
 
 # ---------------------------------------------------------------- host API
@@ -564,8 +696,9 @@ class CoreNet:
             rec_spk = np.zeros((0, 1, 1), np.uint8)
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
-        _run_batch(lay.meta, consts, self.w_fwd, self.w_fb, self.bias, x_int, labels,
-                   reg_lo, reg_hi, lay.n_cacc, self.pool_offs, self.n_pool, traces, phase_idx,
+        _run_batch(lay.meta, lay.coords, consts, self.w_fwd, self.w_fb, self.bias, x_int, labels,
+                   reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
+                   np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces, phase_idx,
                    s_free, counts, rec_spk, rec_state)
         preds = np.argmax(s_free, axis=1)
         return BatchResult(traces, phase_idx, s_free, preds, counts,

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import numerics as nx
 from .network import Network
@@ -69,61 +69,99 @@ def upsample_post(post: np.ndarray, conv_hw: tuple[int, int], idx: np.ndarray | 
     return g
 
 
+def _check_bound(bound: float) -> None:
+    if bound >= EXACT_FLOAT64:
+        raise OverflowError(f"contrastive sum bound {bound:.3g} exceeds 2**53")
+
+
+def _windows(x: np.ndarray, h: int, w: int, kernel: int, y0: int = 0, x0: int = 0) -> np.ndarray:
+    """``out[b, r, c, i, u, v] = x[b, i, y0 + 2r + u, x0 + 2c + v]`` as a ``(B*h*w, Ci*K*K)`` matrix."""
+    bsz, ci = x.shape[:2]
+    sb, sc, sy, sx = x.strides
+    view = np.lib.stride_tricks.as_strided(
+        x[:, :, y0:, x0:], shape=(bsz, h, w, ci, kernel, kernel),
+        strides=(sb, 2 * sy, 2 * sx, sc, sy, sx), writeable=False)
+    return view.reshape(bsz * h * w, ci * kernel * kernel)
+
+
 def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: int,
                      conv_hw: tuple[int, int], trace_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(G, Gb)`` of a conv layer: ``G (Co, Ci, K, K)`` and ``Gb (Co,)``, int64."""
+    """``(G, Gb)`` of a conv layer: ``G (Co, Ci, K, K)`` and ``Gb (Co,)``, int64.
+
+    ``G[o,i,u,v] = sum g[o,yc,xc] pre[i,yc+u-P,xc+v-P]`` is regrouped by pooled
+    position: with the post trace copied to the four positions of its pool
+    window (avg), ``sum_{r,c} post[o,r,c] * S[i,2r+u,2c+v]`` where ``S`` is the
+    2x2 box sum of the padded pre map; with max-pool, one such product per
+    window position ``(m, n)`` with the post masked to its argmax.  Both are
+    one float64 GEMM (``+`` and ``-`` phases stacked, the minus post negated)
+    whose terms are integers with absolute sum below ``2**53`` (asserted), so
+    every partial sum, in any order, is exact.
+    """
     hc, wc = conv_hw
-    grads = None
-    for sign, pre_t, post_t, idx in ((1, pre.plus, post.plus, post.idx_plus),
-                                     (-1, pre.minus, post.minus, post.idx_minus)):
-        g = upsample_post(post_t, conv_hw, idx)
-        pp = np.pad(pre_t, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-        bound = 2.0 * g.shape[0] * hc * wc * trace_max * trace_max
-        part = np.zeros((g.shape[1], pp.shape[1], kernel, kernel), np.int64)
-        for u in range(kernel):
-            for v in range(kernel):
-                win = pp[:, :, u:u + hc, v:v + wc]
-                part[:, :, u, v] = _exact_dot(g, win, ([0, 2, 3], [0, 2, 3]), bound)
-        grads = sign * part if grads is None else grads + sign * part
+    bsz, co, h, w = post.plus.shape
+    ci = pre.plus.shape[1]
+    _check_bound(2.0 * bsz * hc * wc * trace_max * trace_max)
+    pad = ((0, 0), (0, 0), (padding, padding), (padding, padding))
+    lhs, rhs = [], []
+    for sign, pre_t, post_t, idx in ((1.0, pre.plus, post.plus, post.idx_plus),
+                                     (-1.0, pre.minus, post.minus, post.idx_minus)):
+        pp = np.pad(np.asarray(pre_t, np.float64), pad)
+        pt = np.asarray(post_t, np.float64).transpose(1, 0, 2, 3)      # (Co, B, h, w)
+        if idx is None:
+            box = pp[:, :, :-1, :-1] + pp[:, :, 1:, :-1] + pp[:, :, :-1, 1:] + pp[:, :, 1:, 1:]
+            lhs.append((sign * pt).reshape(co, -1))
+            rhs.append(_windows(box, h, w, kernel))
+        else:
+            it = np.asarray(idx).transpose(1, 0, 2, 3)
+            for mn in range(4):
+                lhs.append(np.where(it == mn, sign * pt, 0.0).reshape(co, -1))
+                rhs.append(_windows(pp, h, w, kernel, mn >> 1, mn & 1))
+    g = np.concatenate(lhs, axis=1) @ np.concatenate(rhs, axis=0)
+    grads = g.astype(np.int64).reshape(co, ci, kernel, kernel)
     gb = (post.plus.astype(np.int64) - post.minus).sum(axis=(0, 2, 3))
     return grads, gb
 
 
 def contrastive_fc(pre: LayerTraces, post: LayerTraces, trace_max: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(G, Gb)`` of an FC layer: ``G (out, in)`` and ``Gb (out,)``, int64."""
+    """``(G, Gb)`` of an FC layer: ``G (out, in)`` and ``Gb (out,)``, int64.
+
+    One float64 GEMM of the stacked phases (minus negated), exact as above.
+    """
     bsz = post.plus.shape[0]
-    pre_p = pre.plus.reshape(bsz, -1)
-    pre_m = pre.minus.reshape(bsz, -1)
-    bound = 2.0 * bsz * trace_max * trace_max
-    g = (_exact_dot(post.plus, pre_p, ([0], [0]), bound)
-         - _exact_dot(post.minus, pre_m, ([0], [0]), bound))
+    _check_bound(2.0 * bsz * trace_max * trace_max)
+    lhs = np.concatenate([np.asarray(post.plus, np.float64), -np.asarray(post.minus, np.float64)])
+    rhs = np.concatenate([np.asarray(pre.plus, np.float64).reshape(bsz, -1),
+                          np.asarray(pre.minus, np.float64).reshape(bsz, -1)])
+    g = (lhs.T @ rhs).astype(np.int64)
     gb = (post.plus.astype(np.int64) - post.minus).sum(axis=0)
     return g, gb
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def apply_update(params, grads, mantissa, shift, seed, update, stream, lo, hi):
     """``params += stochastic_shift(grads * mantissa, shift, rnd)`` with saturation.
 
     ``params`` int32 flat (modified in place), ``grads`` int64 flat.  Returns
     ``(saturations, changed)``.  Each index draws its own counter-based random
-    word, so the result does not depend on the thread count.
+    word, so the result does not depend on the order or the thread count.
+    Serial: a few thousand parameters per layer cost microseconds, less than
+    waking a thread pool (which, on a loaded machine, costs milliseconds).
     """
-    n = params.shape[0]
-    sat = np.zeros(n, np.int64)
-    chg = np.zeros(n, np.int64)
-    for i in prange(n):
+    sat = 0
+    chg = 0
+    for i in range(params.shape[0]):
         gi = grads[i]
         if gi == 0:
             continue
         rnd = nx.random_bits(seed, update, stream, i)
         delta = nx.stochastic_shift(gi * mantissa, shift, rnd)
-        new = params[i] + delta
+        old = np.int64(params[i])
+        new = old + delta
         new_s = nx.saturate(new, lo, hi)
-        sat[i] = new_s != new
-        chg[i] = new_s != params[i]
+        sat += new_s != new
+        chg += new_s != old
         params[i] = new_s
-    return sat.sum(), chg.sum()
+    return sat, chg
 
 
 @dataclass

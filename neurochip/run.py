@@ -76,6 +76,15 @@ class _Parser(argparse.ArgumentParser):
         raise UserError(message)
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show '(default: X)' only where there is a real default (not None / False)."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.replace(",", " ").split())
@@ -91,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train and evaluate a spiking convolutional network with three-phase "
                     "Equilibrium Propagation, every number a B-bit integer held and updated as "
                     "an on-chip learning core would (docs/numerics.md).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
         epilog="Examples:\n  python -m neurochip.run --bits 8\n"
                "  python -m neurochip.run --preset mnist-small --data-dir ../shared/data/mnist\n"
                "  python -m neurochip.run --load net.npz --json out.json")
@@ -576,7 +585,8 @@ def run(argv=None, t0: float | None = None) -> int:
     plan = _plan(args)
 
     import numpy as np
-    from .checkpoint import atomic_write_bytes, checkpoint_bytes, save_checkpoint
+    from .checkpoint import (atomic_write_bytes, checkpoint_bytes, remove_stale_temporaries,
+                             save_checkpoint)
     from .network import Network
     from .trainer import Tally, epoch_order, evaluate, make_backend, train_epoch
 
@@ -652,6 +662,8 @@ def run(argv=None, t0: float | None = None) -> int:
                   "(again to abort)", file=sys.stderr)
 
     interrupted = None
+    if will_train and ckpt_path:
+        remove_stale_temporaries(ckpt_path)      # what a SIGKILL'd earlier writer left behind
     if will_train:
         handlers = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -706,6 +718,9 @@ def run(argv=None, t0: float | None = None) -> int:
                     raise _Stop
         except _Stop:
             interrupted = stop["signal"]
+        except OverflowError as exc:          # a bound the up-front check did not foresee
+            raise UserError(f"integer range exceeded during training ({exc}); lower --batch-size, "
+                            "--trace-bits or --lrs") from None
         except KeyboardInterrupt:
             last = _STATUS["checkpoint"]
             print("aborted: stopped in the middle of a minibatch, nothing saved now; " +
@@ -719,9 +734,10 @@ def run(argv=None, t0: float | None = None) -> int:
         path = ckpt_path or _interrupt_path()
         checkpoint(path)
         name = signal.Signals(interrupted).name
-        print(f"interrupted ({name}): checkpoint saved to {path} at epoch {pos['epoch'] + 1}, "
-              f"batch {pos['batch']} (update {net.updates}); continue with --resume {path}",
-              file=sys.stderr)
+        where = ("training complete" if pos["epoch"] >= epochs else
+                 f"epoch {pos['epoch'] + 1}/{epochs}, batch {pos['batch']}/{n_batches}")
+        print(f"interrupted ({name}): checkpoint saved to {path} ({where}, update {net.updates}); "
+              f"continue with --resume {path}", file=sys.stderr)
         return 128 + int(interrupted)
 
     # the training state as it stands now (before evaluation counts enter the tally)
@@ -730,24 +746,33 @@ def run(argv=None, t0: float | None = None) -> int:
     if args.save or ckpt_path:
         final_bytes = checkpoint_bytes(net, final_state)
 
-    bar = _progress(n_test, "test", args.quiet)
-    test_error, test_loss = evaluate(backend, net, x_test, ds.test_y, tally=tally,
-                                     progress=(bar.update if bar else None))
-    if bar is not None:
-        bar.close()
-    train_error = float("nan")
-    if not args.load and history and history[-1].get("epoch") == epochs and pos["batch"] == 0 \
-            and (epochs or 0) > 0:
-        train_error = float(history[-1]["train_error_on_the_fly"])
-    if args.eval_train or math.isnan(train_error):
-        bar = _progress(n_train, "train eval", args.quiet)
-        train_error, _ = evaluate(backend, net, x_train, ds.train_y,
-                                  progress=(bar.update if bar else None))
+    def final_evaluation():
+        bar = _progress(n_test, "test", args.quiet)
+        test_error, test_loss = evaluate(backend, net, x_test, ds.test_y, tally=tally,
+                                         progress=(bar.update if bar else None))
         if bar is not None:
             bar.close()
-        train_error_method = "free-phase pass after training"
-    else:
-        train_error_method = "on the fly during the last epoch"
+        train_error = float("nan")
+        if not args.load and history and history[-1].get("epoch") == epochs and pos["batch"] == 0 \
+                and (epochs or 0) > 0:
+            train_error = float(history[-1]["train_error_on_the_fly"])
+        if args.eval_train or math.isnan(train_error):
+            bar = _progress(n_train, "train eval", args.quiet)
+            train_error, _ = evaluate(backend, net, x_train, ds.train_y,
+                                      progress=(bar.update if bar else None))
+            if bar is not None:
+                bar.close()
+            return test_error, test_loss, train_error, "free-phase pass after training"
+        return test_error, test_loss, train_error, "on the fly during the last epoch"
+
+    try:
+        test_error, test_loss, train_error, train_error_method = final_evaluation()
+    except KeyboardInterrupt:
+        if will_train and not ckpt_path:     # keep the training that was done: save it now
+            path = _interrupt_path()
+            atomic_write_bytes(path, checkpoint_bytes(net, final_state))
+            _STATUS.update(checkpoint=path, updates=net.updates)
+        raise
 
     report, table = _budget_table(net, tally)
     samples = max(tally.samples_train + tally.samples_eval, 1)

@@ -29,9 +29,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .real import RealModel, State, mse, onehot
+from .real import RealModel, State, mse, onehot, train_epoch
 
-__all__ = ["BPTTResult", "bptt_gradients", "bptt_train_step", "truncated_bptt"]
+__all__ = ["BPTTResult", "bptt_gradients", "bptt_train_step", "train_epoch_bptt",
+           "truncated_bptt"]
 
 
 @dataclass
@@ -84,6 +85,17 @@ def bptt_train_step(model: RealModel, x: torch.Tensor, labels, steps: int | None
     res = bptt_gradients(model, x, labels, steps, surrogate)
     model.apply(res.grads)
     return res
+
+
+def train_epoch_bptt(model: RealModel, x: torch.Tensor, labels, epoch: int, seed: int = 0,
+                     steps: int | None = None, surrogate: str | None = None,
+                     on_batch=None) -> tuple[float, float]:
+    """One epoch of BPTT training with the core's batch order
+    (:func:`reference.real.train_epoch`); ``(train error on the fly, mean loss)``."""
+    def step(xb, yb):
+        r = bptt_train_step(model, xb, yb, steps, surrogate)
+        return r.predictions, r.loss
+    return train_epoch(model, x, labels, epoch, seed, step_fn=step, on_batch=on_batch)
 
 
 def truncated_bptt(model: RealModel, start: State, labels, max_k: int) -> list:

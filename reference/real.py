@@ -280,7 +280,8 @@ class RealModel:
     # dynamics -----------------------------------------------------------
     def init_state(self, x: torch.Tensor) -> State:
         bsz = x.shape[0]
-        z = lambda shp: torch.zeros((bsz,) + tuple(shp), dtype=self.dtype, device=self.device)  # noqa: E731
+        def z(shp):
+            return torch.zeros((bsz,) + tuple(shp), dtype=self.dtype, device=self.device)
         shapes = self.state_shapes
         s = [x] + [z(shp) for shp in shapes[1:]]
         dec = [None] + [z(shp) for shp in shapes[1:]]
@@ -456,7 +457,8 @@ class RealModel:
 
 
 # --------------------------------------------------------- training loops
-def evaluate(model: RealModel, x: torch.Tensor, labels, batch_size: int = 256) -> tuple[float, float]:
+def evaluate(model: RealModel, x: torch.Tensor, labels,
+             batch_size: int = 256) -> tuple[float, float]:
     """Free phase only; ``(error fraction, mean MSE of the free output)``."""
     labels = np.asarray(labels)
     wrong, loss = 0, 0.0

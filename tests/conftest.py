@@ -116,6 +116,7 @@ def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     text = "\n".join(lines) + "\n(killed now; a test must stop every process it starts, even when it fails)"
     if reporter is not None:
+        reporter.write("\n")
         reporter.write_sep("=", "leaked processes", red=True)
         reporter.write_line(text)
     else:

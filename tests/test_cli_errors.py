@@ -95,6 +95,8 @@ def files(tmp_path_factory):
     variant("badexp.npz", {**meta, "weight_exp": [1]})
     variant("badpos.npz", {**meta, "training": {**training, "batch": -3}})
     variant("badtally.npz", {**meta, "training": {**training, "epoch": 0, "tally_counts": [1, 2, 3]}})
+    variant("badhistory.npz", {**meta, "training": {**training, "history": [1, 2]}})
+    variant("badpartial.npz", {**meta, "training": {**training, "epoch": 0, "partial": {"wrong": "x"}}})
     variant("notrain.npz", {k: v for k, v in meta.items() if k != "training"})
     variant("farbatch.npz", {**meta, "training": {**training, "epoch": 0, "batch": 99}})
     (d / "trunc.npz").write_bytes(raw[:len(raw) // 2])
@@ -267,6 +269,8 @@ CASES = [
     ("load-bad-exponents", "--load {badexp}", "exponents", True),
     ("resume-bad-position", "--resume {badpos}", "training.batch", True),
     ("resume-bad-tally", "--resume {badtally}", "tally", True),
+    ("resume-bad-history", "--resume {badhistory}", "history", True),
+    ("resume-bad-partial-sums", "--resume {badpartial}", "partial", True),
     ("resume-no-position", "--resume {notrain}", "no training position", True),
     ("resume-batch-beyond-epoch", "--resume {farbatch} --epochs 2", "batch 99", True),
     ("load-conflicting-bits", "--load {ck} --bits 4", "conflicts", True),
@@ -398,3 +402,22 @@ def test_late_write_failure_is_one_line(tmp_path, monkeypatch, capsys):
     assert rc == 2 and len(lines) == 1 and "No space left" in lines[0], cap.err
     assert out.read_bytes() == PRE_JSON
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_labels_beyond_the_output_layer(monkeypatch, tmp_path, capsys):
+    """A dataset whose label values exceed the output layer (even if it claims 10 classes)."""
+    import neurochip.data as data
+    from neurochip.run import main
+    real = data.load_dataset
+
+    def with_bad_label(*a, **k):
+        ds = real(*a, **k)
+        ds.test_y = ds.test_y.copy()
+        ds.test_y[3] = 12
+        return ds
+    monkeypatch.setattr(data, "load_dataset", with_bad_label)
+    before = _prepare(tmp_path)
+    rc = main(SMALL + ["--json", str(tmp_path / "pre.json"), "--save", str(tmp_path / "pre.npz")])
+    cap = capsys.readouterr()
+    line = _assert_one_line_error(rc, cap.out, cap.err, "label 12", tmp_path, before)
+    assert "out of range" in line and "0..9" in line

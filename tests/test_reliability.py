@@ -266,6 +266,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
     print(f"killed at (updates, epoch, batch) {first} then {second} {note}")
     _same_results(reference, out)
     assert out["debug"]["enabled"] and out["debug"]["batches_checked"] > 0   # conftest's NEUROCHIP_DEBUG
+    assert not list(tmp_path.glob(".tmp-*")), "temporary files of the killed writers remain"
     # 4. --resume of the finished run only evaluates, with the same figures
     r = _cli(["--resume", ck, "--json", tmp_path / "again.json", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -308,10 +309,11 @@ class _Reader(threading.Thread):
         return self.data.decode(errors="replace")
 
 
-@pytest.mark.parametrize("times", [1, 2])
-def test_sigint_without_save_writes_a_fresh_file(tmp_path, times):
+@pytest.mark.parametrize("sig,times", [(signal.SIGINT, 1), (signal.SIGINT, 2), (signal.SIGTERM, 1)])
+def test_sigint_without_save_writes_a_fresh_file(tmp_path, sig, times):
     """No --save: the checkpoint goes to ./neurochip-interrupted.npz, never over an
-    existing file; a second Ctrl-C aborts at once.  Exit 130, no traceback."""
+    existing file; a second Ctrl-C aborts at once; SIGTERM stops like Ctrl-C.
+    Exit 128 + signal, no traceback."""
     old = tmp_path / "neurochip-interrupted.npz"
     old.write_bytes(b"someone else's file")
     p = _popen(["--epochs", "3", "--train-samples", "240", "--test-samples", "20"], tmp_path)
@@ -321,20 +323,20 @@ def test_sigint_without_save_writes_a_fresh_file(tmp_path, times):
         _wait(lambda: "neurochip: " in reader.text(), p, 120, "the start of training")
         time.sleep(0.4)
         for _ in range(times):
-            p.send_signal(signal.SIGINT)
+            p.send_signal(sig)
             time.sleep(0.005)
         p.wait(120)
     finally:
         _reap(p)
         reader.join(10)
     err = reader.text()
-    assert p.returncode == 130, err
+    assert p.returncode == 128 + int(sig), err
     assert "Traceback" not in err, err
     assert old.read_bytes() == b"someone else's file"
     last = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip()][-1]
     new = tmp_path / "neurochip-interrupted-1.npz"
     if times == 1:
-        assert f"checkpoint saved to {new}" in last, err
+        assert f"interrupted ({sig.name}): checkpoint saved to {new}" in last, err
         assert err.count("checkpoint saved to") == 1
     else:
         assert last.startswith(("aborted", "interrupted")), err
@@ -761,3 +763,29 @@ def test_leftover_process_detection():
         os.killpg(p.pid, signal.SIGKILL)
         p.wait(10)
     _wait(lambda: not set(kids) & set(conftest.leftover_processes()), None, 10, "no leftovers")
+
+
+def test_ctrl_c_during_final_evaluation_keeps_the_training(tmp_path, monkeypatch, capsys):
+    """Training done, Ctrl-C in the final evaluation without --save: the trained network is
+    saved to a fresh file and resuming it gives the uninterrupted run's results."""
+    import neurochip.trainer as trainer
+    from neurochip.run import main
+    args = ["--epochs", "1", "--train-samples", "60", "--test-samples", "20", "--quiet"]
+    monkeypatch.chdir(tmp_path)
+    assert main(args + ["--json", str(tmp_path / "ref.json")]) == 0
+    real = trainer.evaluate
+
+    def interrupted_final(*a, tally=None, **k):
+        if tally is not None:                 # only the final test evaluation counts into the tally
+            raise KeyboardInterrupt
+        return real(*a, tally=tally, **k)
+    monkeypatch.setattr(trainer, "evaluate", interrupted_final)
+    assert main(args) == 130
+    monkeypatch.setattr(trainer, "evaluate", real)
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    saved = tmp_path / "neurochip-interrupted.npz"
+    assert len(err) == 1 and str(saved) in err[0] and "--resume" in err[0], err
+    assert load_checkpoint(str(saved))[1]["epoch"] == 1
+    assert main(["--resume", str(saved), "--json", str(tmp_path / "out.json"), "--quiet"]) == 0
+    _same_results(json.loads((tmp_path / "ref.json").read_text()),
+                  json.loads((tmp_path / "out.json").read_text()))

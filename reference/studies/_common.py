@@ -9,7 +9,8 @@ import time
 import numpy as np
 import torch
 
-FIGURES = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures")
+FIGURES = os.path.relpath(os.path.normpath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures")))
 
 
 def layer_vec(g) -> torch.Tensor:

@@ -14,7 +14,13 @@ Measured, after a warm-up step (so that lazily initialised kernels and the
 allocator's first pages are in the baseline for both methods):
 
 * CPU: peak resident set size minus the baseline (``VmHWM`` after resetting it
-  through ``/proc/self/clear_refs``, minus ``VmRSS`` before the run); the bytes
+  through ``/proc/self/clear_refs``, minus ``VmRSS`` before the run), with
+  glibc told to serve every block of 16 KiB or more by ``mmap`` and to trim
+  freed memory at once (``MALLOC_MMAP_THRESHOLD_=16384 MALLOC_TRIM_THRESHOLD_=0``;
+  ``--plain-malloc`` turns it off), so that the resident set follows the live
+  tensors instead of the allocator's free lists; the absolute peak RSS too
+  (the process with torch, numba and the data loaded: the CPU analogue of the
+  paper's CUDA context); the bytes
   autograd saved for backward (``torch.autograd.graph.saved_tensors_hooks``,
   counted once per storage, cumulative per step: the BPTT graph) and the bytes
   of the dynamical state held by EP (live state + the free-phase snapshot);
@@ -177,7 +183,10 @@ def run(args) -> dict:
                        "--device", args.device, "--dtype", args.dtype, "--seed", str(args.seed),
                        "--threads", str(args.threads), "--data-dir", args.data_dir]
                 root = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-                p = subprocess.run(cmd, capture_output=True, text=True, cwd=root)
+                env = dict(os.environ)
+                if not args.plain_malloc:
+                    env.update(MALLOC_MMAP_THRESHOLD_="16384", MALLOC_TRIM_THRESHOLD_="0")
+                p = subprocess.run(cmd, capture_output=True, text=True, cwd=root, env=env)
                 if p.returncode != 0:
                     print(p.stderr, file=sys.stderr)
                     raise SystemExit(f"child failed: {' '.join(cmd)}")
@@ -199,7 +208,8 @@ def tables(res: dict) -> str:
     cuda = any("cuda_peak_alloc_bytes" in r for r in rows)
     lines = []
     if cuda:
-        lines.append("| model | method | T (t1/t2) | peak allocated MB | mean allocated over steps MB "
+        lines.append("| model | method | T (t1/t2) | peak allocated MB | "
+                     "mean allocated over steps MB "
                      "| peak reserved MB | autograd graph MB | seconds |")
         lines.append("|---|---|---|---|---|---|---|---|")
         for r in rows:
@@ -209,33 +219,42 @@ def tables(res: dict) -> str:
                          f"{r['cuda_peak_reserved_bytes'] / MIB:.1f} | "
                          f"{r['graph_bytes'] / MIB:.1f} | {r['seconds']:.1f} |")
     else:
-        lines.append("| model | method | T (t1/t2) | peak RSS increase MB | autograd graph (saved "
-                     "tensors) MB | EP state held MB | mean over steps MB | seconds |")
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("| model | method | T (t1/t2) | peak RSS increase MB | peak RSS absolute MB | "
+                     "autograd graph (saved tensors) MB | EP state held MB | "
+                     "tensors (params + graph or state) MB | seconds |")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             ep_held = r["held_bytes"] / MIB if r["method"] == "ep" else float("nan")
             lines.append(f"| {r['model']} | {r['method']} | {r['T']} ({r['t1']}/{r['t2']}) | "
                          f"{r.get('peak_rss_delta_bytes', float('nan')) / MIB:.1f} | "
+                         f"{r.get('peak_rss_bytes', float('nan')) / MIB:.0f} | "
                          f"{r['graph_bytes'] / MIB:.1f} | "
                          f"{'-' if ep_held != ep_held else f'{ep_held:.2f}'} | "
-                         f"{r['mean_step_bytes'] / MIB:.1f} | {r['seconds']:.1f} |")
+                         f"{r['tensor_bytes'] / MIB:.1f} | {r['seconds']:.1f} |")
     lines.append("")
-    lines.append("BPTT / EP ratio (peak measure above) and slope:\n")
-    lines.append("| model | T | EP MB | BPTT MB | BPTT/EP | paper (T=150) | BPTT slope MB/step |")
-    lines.append("|---|---|---|---|---|---|---|")
+    lines.append("BPTT / EP ratios and the BPTT slope:\n")
+    peak_name = "peak allocated" if cuda else "peak RSS increase"
+    lines.append(f"| model | T | EP {peak_name} MB | BPTT {peak_name} MB | ratio | "
+                 + ("" if cuda else "ratio of absolute peak RSS | ")
+                 + "ratio of tensor bytes | paper (T=150, GPU) | BPTT slope MB/step |")
+    lines.append("|---|---|---|---|---|---|---|---|" + ("" if cuda else "---|"))
     for model in sorted({r["model"] for r in rows}):
-        ep = {r["T"]: _measure(r) for r in rows if r["model"] == model and r["method"] == "ep"}
-        bp = {r["T"]: _measure(r) for r in rows if r["model"] == model and r["method"] == "bptt"}
-        ts = sorted(set(ep) & set(bp))
+        sel = {(r["method"], r["T"]): r for r in rows if r["model"] == model}
+        ts = sorted({t for (m, t) in sel if m == "ep"} & {t for (m, t) in sel if m == "bptt"})
+        bts = sorted(t for (m, t) in sel if m == "bptt")
         slope = float("nan")
-        if len(bp) >= 2:
-            tt = np.array(sorted(bp), float)
-            slope = float(np.polyfit(tt, [bp[t] / MIB for t in sorted(bp)], 1)[0])
+        if len(bts) >= 2:
+            slope = float(np.polyfit(np.array(bts, float),
+                                     [_measure(sel[("bptt", t)]) / MIB for t in bts], 1)[0])
         for t in ts:
+            e, b = sel[("ep", t)], sel[("bptt", t)]
             pap = PAPER[model]
             ptxt = f"{pap['bptt']}/{pap['ep']} = {pap['bptt'] / pap['ep']:.1f}" if t == 150 else ""
-            lines.append(f"| {model} | {t} | {ep[t] / MIB:.1f} | {bp[t] / MIB:.1f} | "
-                         f"{bp[t] / max(ep[t], 1):.1f} | {ptxt} | {slope:.2f} |")
+            absr = "" if cuda else (
+                f"{b.get('peak_rss_bytes', np.nan) / e.get('peak_rss_bytes', np.nan):.2f} | ")
+            lines.append(f"| {model} | {t} | {_measure(e) / MIB:.1f} | {_measure(b) / MIB:.1f} | "
+                         f"{_measure(b) / max(_measure(e), 1):.1f} | {absr}"
+                         f"{b['tensor_bytes'] / e['tensor_bytes']:.1f} | {ptxt} | {slope:.2f} |")
     return "\n".join(lines)
 
 
@@ -253,8 +272,9 @@ def plot(res: dict, path: str) -> None:
             if not sel:
                 continue
             ts = [r["T"] for r in sel]
+            what = "peak allocated" if "cuda_peak_alloc_bytes" in sel[0] else "peak RSS increase"
             ax.plot(ts, [_measure(r) / MIB for r in sel], "-" + mk, color=colors.get(model),
-                    label=f"{model.upper()} {method.upper()} (peak)")
+                    label=f"{model.upper()} {method.upper()} ({what})")
             if method == "bptt":
                 ax.plot(ts, [r["graph_bytes"] / MIB for r in sel], ":" + mk,
                         color=colors.get(model), alpha=0.6,
@@ -288,6 +308,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data-dir", default="/work/shared/data")
     ap.add_argument("--json", default=f"{C.FIGURES}/memory.json")
     ap.add_argument("--png", default=f"{C.FIGURES}/memory.png")
+    ap.add_argument("--plain-malloc", action="store_true",
+                    help="do not make glibc mmap/trim eagerly in the children (CPU RSS is then "
+                         "the allocator's high-water mark, noisier)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--method", default="ep", help=argparse.SUPPRESS)
     ap.add_argument("--model", default="snn", help=argparse.SUPPRESS)

@@ -240,7 +240,8 @@ def tables(res: dict) -> str:
         w0 = rows[0]["widths"]
         fixed = {k: v for k, v in w0.items() if k != sweep and k != "bias_bits"}
         lines.append(f"\n#### Sweep of {sweep} (fixed: {fixed}; bias bits max(16, S+2))\n")
-        lines.append(f"| {sweep} | reference | RMS s free | RMS s +beta | RMS s -beta | argmax agree | "
+        lines.append(f"| {sweep} | reference | RMS s free | RMS s +beta | RMS s -beta | "
+                     "argmax agree | "
                      "spike mismatch | first diverging step | "
                      + " | ".join(f"dW rel L{l + 1} exact / applied" for l in range(n_layers))
                      + " |")

@@ -1,0 +1,571 @@
+"""``python benchmarks/speed.py``: how fast the Numba core trains and infers, in one run.
+
+Times, on the same network, inputs and seed, and in one process so that every
+ratio compares measurements taken side by side (the machine is shared: runs
+are interleaved, alternating their order, and each figure is a median):
+
+1. one EP training sample (free + two nudged phases + the update, i.e.
+   ``neurochip.trainer.train_step`` on a minibatch, divided by its size) and one
+   inference (free phase only) for the Numba core and for the PyTorch
+   reference on the CPU (``make_backend(net, 'torch')``: the same integers,
+   computed densely); the weights of both are compared after every update
+   (they must stay identical);
+2. the same for a small network (``--lava-preset``, default 'digits') in the
+   Lava mapping (``mapping.LavaBackend``, one sample at a time), against the
+   core one sample at a time on one thread;
+3. how the core's time per sample grows with its synaptic events: a sweep of
+   the threshold theta and of the input intensity (same weights and inputs),
+   with a least-squares line ``time = a + b * events``;
+4. the speed-up of a minibatch from 1 to 2 Numba threads;
+5. the start-up of ``python -m neurochip.run --bits 8``: seconds until its
+   first training batch starts, on a second run (warm Numba cache).
+
+``--json PATH`` writes every figure, among them ``core_vs_torch_train_ratio``
+(PyTorch-CPU seconds over core seconds per training sample, same run),
+``threads_speedup`` (1-thread over 2-thread time of a minibatch) and the
+network and sample counts used.  Wall-clock figures depend on the load of the
+machine: the load average is printed before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+DEFAULT_DATA = os.environ.get("NEUROCHIP_DATA", "/work/shared/data/mnist")
+
+
+# ----------------------------------------------------------------- helpers
+def _load(dataset: str, data_dir: str | None):
+    """The dataset (neurochip's loader; plain gzip + NumPy IDX reading as a fallback)."""
+    try:
+        from neurochip.data import load_dataset
+        return load_dataset(dataset, data_dir)
+    except ImportError:     # pragma: no cover - only before neurochip.idx existed
+        return _load_idx_fallback(dataset, data_dir)
+
+
+def _load_idx_fallback(dataset: str, data_dir: str):  # pragma: no cover
+    import gzip
+    from neurochip.data import Dataset
+
+    def read(name):
+        for base in (name, name + ".gz"):
+            path = os.path.join(data_dir, base)
+            if os.path.exists(path):
+                opener = gzip.open if path.endswith(".gz") else open
+                with opener(path, "rb") as fh:
+                    raw = fh.read()
+                ndim = raw[3]
+                shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+                return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+        raise FileNotFoundError(os.path.join(data_dir, name))
+
+    tx, ty = read("train-images-idx3-ubyte"), read("train-labels-idx1-ubyte")
+    vx, vy = read("t10k-images-idx3-ubyte"), read("t10k-labels-idx1-ubyte")
+    return Dataset(dataset, tx[:, None], ty.astype(np.int64), vx[:, None], vy.astype(np.int64), 255)
+
+
+def _load_avg() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def _events(counts: np.ndarray) -> int:
+    """Synaptic events (forward + feedback, all phases and layers) in a counts array."""
+    from neurochip.core import K_EVENTS_FB, K_EVENTS_FWD
+    return int(counts[..., K_EVENTS_FWD].sum() + counts[..., K_EVENTS_FB].sum())
+
+
+class Timed:
+    """A backend proxy that times ``run`` and ``refresh`` (what ``train_step`` calls)."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.t_run = self.t_refresh = 0.0
+        self.events = 0
+
+    def run(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        res = self.backend.run(*args, **kwargs)
+        self.t_run += time.perf_counter() - t0
+        self.events += _events(res.counts)
+        return res
+
+    def refresh(self):
+        t0 = time.perf_counter()
+        self.backend.refresh()
+        self.t_refresh += time.perf_counter() - t0
+
+    def layer_traces(self, res):
+        return self.backend.layer_traces(res)
+
+    def reset(self):
+        self.t_run = self.t_refresh = 0.0
+        self.events = 0
+
+
+def timed_train_step(tb: Timed, net, x, y) -> dict:
+    """``neurochip.trainer.train_step`` on the minibatch, with its parts timed."""
+    from neurochip.trainer import train_step
+    tb.reset()
+    t0 = time.perf_counter()
+    train_step(tb, net, x, y)
+    total = time.perf_counter() - t0
+    return {"total": total, "simulate": tb.t_run, "refresh": tb.t_refresh,
+            "learning": total - tb.t_run - tb.t_refresh, "events": tb.events}
+
+
+def timed_inference(backend, x, y) -> dict:
+    t0 = time.perf_counter()
+    res = backend.run(x, y, train=False)
+    return {"total": time.perf_counter() - t0, "events": _events(res.counts)}
+
+
+def _median(rows: list[dict], key: str) -> float:
+    return float(np.median([r[key] for r in rows]))
+
+
+def _fmt_ms(seconds: float) -> str:
+    return f"{1e3 * seconds:9.3f} ms"
+
+
+def _summary(rows: list[dict], n: int) -> dict:
+    """Per-sample medians of timed rows over a batch of ``n`` samples."""
+    out = {k: _median(rows, k) / n for k in rows[0] if k != "events"}
+    out["events_per_sample"] = _median(rows, "events") / n
+    out["events_per_second"] = out["events_per_sample"] / out["total"] if out["total"] else 0.0
+    out["repeats"] = len(rows)
+    return out
+
+
+# ------------------------------------------------------ 1. core vs PyTorch
+def bench_core_vs_torch(net0, x, y, args) -> dict:
+    import numba
+    from neurochip.trainer import make_backend
+
+    out: dict = {}
+    net_c = net0.copy()
+    core = Timed(make_backend(net_c, "numba"))
+    numba.set_num_threads(args.threads)
+    # warm-up: JIT / cache load (a throw-away copy of the network)
+    warm = make_backend(net0.copy(), "numba")
+    warm.run(x[:2], y[:2], train=True)
+    warm.run(x[:2], y[:2], train=False)
+
+    torch_be = None
+    if args.torch:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+            net_t = net0.copy()
+            torch_be = Timed(make_backend(net_t, "torch"))
+            make_backend(net0.copy(), "torch").run(x[:1], y[:1], train=True)   # warm-up
+        except ImportError as exc:
+            out["torch_skipped"] = f"PyTorch reference unavailable: {exc}"
+            print(f"  [torch] skipped: {out['torch_skipped']}")
+            torch_be = None
+
+    core_train, core_inf, torch_train, torch_inf = [], [], [], []
+    same = True
+    for r in range(args.rounds):
+        order = ("core", "torch") if r % 2 == 0 else ("torch", "core")
+        for who in order:
+            if who == "core":
+                core_train.append(timed_train_step(core, net_c, x, y))
+                core_inf.append(timed_inference(core.backend, x, y))
+            elif torch_be is not None and r < args.torch_rounds:
+                torch_train.append(timed_train_step(torch_be, net_t, x, y))
+                torch_inf.append(timed_inference(torch_be.backend, x, y))
+        if torch_be is not None and r < args.torch_rounds:
+            same = same and (net_c.weights_sha256() == net_t.weights_sha256())
+        print(f"  round {r + 1}/{args.rounds}: core train {_fmt_ms(core_train[-1]['total'] / len(y))}"
+              f"/sample" + (f", torch train {_fmt_ms(torch_train[-1]['total'] / len(y))}/sample"
+                            if torch_be is not None and r < args.torch_rounds else ""),
+              flush=True)
+    n = len(y)
+    out["core_train"] = _summary(core_train, n)
+    out["core_inference"] = _summary(core_inf, n)
+    if torch_be is not None:
+        out["torch_train"] = _summary(torch_train, n)
+        out["torch_inference"] = _summary(torch_inf, n)
+        out["torch_same_weights"] = bool(same)
+        out["core_vs_torch_train_ratio"] = out["torch_train"]["total"] / out["core_train"]["total"]
+        out["core_vs_torch_inference_ratio"] = (out["torch_inference"]["total"]
+                                                / out["core_inference"]["total"])
+        # paired ratios (each round's torch time over the same round's core time)
+        pairs = [t["total"] / c["total"] for t, c in zip(torch_train, core_train)]
+        out["core_vs_torch_train_ratio_paired"] = {"median": float(np.median(pairs)),
+                                                   "min": float(min(pairs)),
+                                                   "max": float(max(pairs))}
+    return out
+
+
+# ------------------------------------------------------------ 2. Lava
+def bench_lava(args) -> dict:
+    import numba
+    from neurochip.network import Network, get_preset
+    from neurochip.trainer import make_backend, train_step
+
+    try:
+        from mapping import LavaBackend
+        import mapping.builder as mb
+        mb._lava()
+    except Exception as exc:    # ImportError, or Lava failing to start
+        return {"skipped": f"Lava mapping unavailable: {type(exc).__name__}: {exc}"}
+    pre = get_preset(args.lava_preset)
+    net0 = Network.create(pre.arch, pre.hyper,
+                          dataclasses.replace(pre.widths, weight_bits=args.bits), seed=args.seed)
+    ds = _load(pre.dataset, args.data_dir if pre.dataset != "digits" else None)
+    n = args.lava_samples
+    x = ds.quantised(ds.train_x[:n + 1], net0.widths.state_bits)
+    y = ds.train_y[:n + 1]
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)          # one sample at a time, one thread, like one Lava run
+    out = {"preset": args.lava_preset, "arch": str(net0.arch), "samples": n,
+           "lava_options": {"conv_feedback": args.lava_conv_feedback}}
+    try:
+        net_c, net_l = net0.copy(), net0.copy()
+        core = Timed(make_backend(net_c, "numba"))
+        lava = Timed(LavaBackend(net_l, conv_feedback=args.lava_conv_feedback))
+        t0 = time.perf_counter()
+        train_step(lava, net_l, x[:1], y[:1])      # builds, compiles and starts the processes
+        out["lava_first_train_sample_s"] = time.perf_counter() - t0
+        train_step(core, net_c, x[:1], y[:1])
+        c_tr, l_tr = [], []
+        for b in range(1, n + 1):
+            for who in (("core", "lava") if b % 2 else ("lava", "core")):
+                if who == "core":
+                    c_tr.append(timed_train_step(core, net_c, x[b:b + 1], y[b:b + 1]))
+                else:
+                    l_tr.append(timed_train_step(lava, net_l, x[b:b + 1], y[b:b + 1]))
+        out["same_weights"] = net_c.weights_sha256() == net_l.weights_sha256()
+        lava.backend.close()
+        lava_inf_be = LavaBackend(net_l, conv_feedback=args.lava_conv_feedback)
+        t0 = time.perf_counter()
+        lava_inf_be.run(x[:1], y[:1], train=False)
+        out["lava_first_inference_s"] = time.perf_counter() - t0
+        c_in, l_in = [], []
+        for b in range(1, n + 1):
+            c_in.append(timed_inference(core.backend, x[b:b + 1], y[b:b + 1]))
+            l_in.append(timed_inference(lava_inf_be, x[b:b + 1], y[b:b + 1]))
+        lava_inf_be.close()
+    finally:
+        numba.set_num_threads(threads)
+    out["core_train"] = _summary(c_tr, 1)
+    out["lava_train"] = _summary(l_tr, 1)
+    out["core_inference"] = _summary(c_in, 1)
+    out["lava_inference"] = _summary(l_in, 1)
+    out["lava_vs_core_train_ratio"] = out["lava_train"]["total"] / out["core_train"]["total"]
+    out["lava_vs_core_inference_ratio"] = (out["lava_inference"]["total"]
+                                           / out["core_inference"]["total"])
+    return out
+
+
+# ------------------------------------------------- 3. time vs spikes
+def bench_scaling(net0, x, y, args) -> dict:
+    """Core simulation time per training sample against its synaptic events."""
+    import numba
+    from neurochip.core import CoreNet
+    from neurochip.network import Network
+
+    numba.set_num_threads(1)
+    configs = []
+    for theta in args.thetas:
+        net = Network(net0.arch, dataclasses.replace(net0.hyper, theta=theta), net0.widths,
+                      net0.seed, net0.weights_q, net0.biases_q, net0.weight_exp)
+        configs.append((f"theta={theta:g}", "theta", theta, CoreNet(net), x))
+    for frac in args.intensities:
+        xi = (x * int(round(frac * 256))) >> 8
+        configs.append((f"intensity={frac:g}", "intensity", frac, CoreNet(net0), xi))
+    for _, _, _, core, xi in configs:
+        core.run(xi[:1], y[:1], train=True)
+    times = {c[0]: [] for c in configs}
+    events = {}
+    for r in range(args.scaling_rounds):
+        for c in (configs if r % 2 == 0 else configs[::-1]):
+            name, _, _, core, xi = c
+            t0 = time.perf_counter()
+            res = core.run(xi, y, train=True)
+            times[name].append(time.perf_counter() - t0)
+            events[name] = _events(res.counts)
+    numba.set_num_threads(args.threads)
+    rows = []
+    n = len(y)
+    for name, kind, value, _, _ in configs:
+        t = float(np.median(times[name])) / n
+        e = events[name] / n
+        rows.append({"config": name, "kind": kind, "value": value, "events_per_sample": e,
+                     "ms_per_sample": 1e3 * t, "ns_per_event": 1e9 * t / max(e, 1)})
+    e = np.array([r["events_per_sample"] for r in rows])
+    t = np.array([r["ms_per_sample"] for r in rows])
+    slope, icpt = np.polyfit(e, t, 1)
+    pred = slope * e + icpt
+    r2 = 1.0 - float(((t - pred) ** 2).sum()) / max(float(((t - t.mean()) ** 2).sum()), 1e-30)
+    return {"rows": rows, "fit": {"ns_per_event": 1e6 * slope, "intercept_ms": float(icpt),
+                                  "r2": r2},
+            "events_range": [float(e.min()), float(e.max())],
+            "time_range_ms": [float(t.min()), float(t.max())]}
+
+
+# ------------------------------------------------------- 4. threads
+def bench_threads(net0, x, y, args) -> dict:
+    import numba
+    from neurochip.trainer import make_backend
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        return {"skipped": "fewer than 2 Numba threads available"}
+    net = net0.copy()
+    be = make_backend(net, "numba")
+    be.run(x, y, train=True)
+    sim = {1: [], 2: []}
+    step = {1: [], 2: []}
+    tb = Timed(be)
+    for r in range(args.thread_rounds):
+        for th in ((1, 2) if r % 2 == 0 else (2, 1)):
+            numba.set_num_threads(th)
+            t0 = time.perf_counter()
+            be.run(x, y, train=True)
+            sim[th].append(time.perf_counter() - t0)
+            step[th].append(timed_train_step(tb, net, x, y)["total"])
+    numba.set_num_threads(args.threads)
+    m = {k: float(np.median(v)) for k, v in sim.items()}
+    ms = {k: float(np.median(v)) for k, v in step.items()}
+    return {"batch": len(y), "rounds": args.thread_rounds,
+            "simulate_s": {"1": m[1], "2": m[2]}, "train_step_s": {"1": ms[1], "2": ms[2]},
+            "threads_speedup": m[1] / m[2], "threads_speedup_train_step": ms[1] / ms[2]}
+
+
+# ------------------------------------------------------- 5. start-up
+def _time_to_first_batch(env: dict, timeout: float = 300.0) -> dict:
+    """Seconds from spawning ``python -m neurochip.run --bits 8`` to its first training batch.
+
+    The run prints ``neurochip: ...`` when the network, data and backend are
+    ready and training begins; the progress bar ``epoch 1/...`` follows at once.
+    The process is stopped there.
+    """
+    import select
+    cmd = [sys.executable, "-m", "neurochip.run", "--bits", "8"]
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    buf = b""
+    ready = None
+    try:
+        while time.perf_counter() - t0 < timeout:
+            r, _, _ = select.select([p.stderr], [], [], 1.0)
+            if r:
+                chunk = os.read(p.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                buf += chunk
+                if ready is None and b"neurochip:" in buf:
+                    ready = time.perf_counter() - t0
+                if b"epoch 1/" in buf:
+                    return {"ready_s": ready, "first_batch_s": time.perf_counter() - t0}
+            elif p.poll() is not None:
+                break
+    finally:
+        p.kill()
+        p.wait()
+    return {"ready_s": ready, "first_batch_s": None, "stderr_tail": buf.decode(errors="replace")[-300:]}
+
+
+def bench_startup(args) -> dict:
+    env = dict(os.environ)
+    out = {"command": "python -m neurochip.run --bits 8"}
+    if args.cold_start:
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            cold_env = dict(env, NUMBA_CACHE_DIR=d)
+            out["cold_cache"] = _time_to_first_batch(cold_env)
+            out["cold_cache_second_run"] = _time_to_first_batch(cold_env)
+    out["first_run"] = _time_to_first_batch(env)
+    out["second_run"] = _time_to_first_batch(env)
+    return out
+
+
+# ------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python benchmarks/speed.py",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--preset", default="mnist-small", help="network of the core/PyTorch comparison")
+    p.add_argument("--dataset", default=None, help="dataset (default: the preset's)")
+    p.add_argument("--data-dir", default=DEFAULT_DATA, help="folder with the MNIST IDX files")
+    p.add_argument("--bits", type=int, default=8, help="weight bits")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=None, help="minibatch (default: the preset's)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the core")
+    p.add_argument("--torch-rounds", type=int, default=3,
+                   help="of those, rounds that also time the PyTorch reference")
+    p.add_argument("--no-torch", dest="torch", action="store_false")
+    p.add_argument("--threads", type=int, default=None, help="threads (Numba and torch; default all)")
+    p.add_argument("--lava-preset", default="digits")
+    p.add_argument("--lava-samples", type=int, default=4)
+    p.add_argument("--lava-conv-feedback", default="sparse", choices=("sparse", "dense"))
+    p.add_argument("--no-lava", dest="lava", action="store_false")
+    p.add_argument("--thetas", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.7, 1.0])
+    p.add_argument("--intensities", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    p.add_argument("--scaling-rounds", type=int, default=7)
+    p.add_argument("--thread-rounds", type=int, default=9)
+    p.add_argument("--no-startup", dest="startup", action="store_false")
+    p.add_argument("--cold-start", action="store_true",
+                   help="also time the first run with an empty Numba cache (compiles everything)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
+    p.add_argument("--json", metavar="PATH", default=None, help="write every figure as JSON")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import numba
+    from neurochip.network import Network, get_preset
+
+    if args.threads is None:
+        args.threads = numba.config.NUMBA_NUM_THREADS
+    if args.quick:
+        args.rounds, args.torch_rounds = 2, 1
+        args.scaling_rounds, args.thread_rounds, args.lava_samples = 3, 3, 2
+    args.torch_rounds = min(args.torch_rounds, args.rounds)
+    numba.set_num_threads(args.threads)
+    load_before = _load_avg()
+    t_start = time.perf_counter()
+    pre = get_preset(args.preset)
+    hyper = pre.hyper if args.batch is None else dataclasses.replace(pre.hyper, batch_size=args.batch)
+    net0 = Network.create(pre.arch, hyper, dataclasses.replace(pre.widths, weight_bits=args.bits),
+                          seed=args.seed, preset=args.preset)
+    dataset = args.dataset or pre.dataset
+    ds = _load(dataset, args.data_dir if dataset != "digits" else None)
+    bsz = hyper.batch_size
+    x = ds.quantised(ds.train_x[:bsz], net0.widths.state_bits)
+    y = ds.train_y[:bsz]
+    h = net0.hyper
+    result = {
+        "network": {"preset": args.preset, "arch": str(net0.arch), "dataset": dataset,
+                    "bits": args.bits, "seed": args.seed, "t1": h.t1, "t2": h.t2,
+                    "pool": h.pool, "theta": h.theta},
+        "samples": {"batch": bsz, "rounds": args.rounds, "torch_rounds": args.torch_rounds,
+                    "train_samples_core": bsz * args.rounds,
+                    "train_samples_torch": bsz * args.torch_rounds if args.torch else 0,
+                    "lava_samples": args.lava_samples if args.lava else 0},
+        "machine": {"date": datetime.date.today().isoformat(), "cpus": os.cpu_count(),
+                    "numba_threads": args.threads, "python": platform.python_version(),
+                    "numba": numba.__version__, "numpy": np.__version__,
+                    "load_average_before": load_before},
+        "command": "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
+    print(f"neurochip speed: {args.preset} {net0.arch} on {dataset}, {args.bits}-bit weights, "
+          f"T1={h.t1} T2={h.t2}, minibatch {bsz}, {args.threads} threads, "
+          f"{os.cpu_count()} CPUs, load average {load_before}")
+
+    print("\n[1] one training sample / one inference: Numba core vs PyTorch reference (CPU)")
+    r1 = bench_core_vs_torch(net0, x, y, args)
+    result["core_vs_torch"] = r1
+    try:
+        import torch
+        result["machine"]["torch"] = torch.__version__
+        result["machine"]["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    rows = [("core", "train", r1["core_train"]), ("core", "inference", r1["core_inference"])]
+    if "torch_train" in r1:
+        rows += [("torch", "train", r1["torch_train"]), ("torch", "inference", r1["torch_inference"])]
+    print(f"  {'backend':8s}{'mode':11s}{'per sample':>14s}{'simulate':>13s}{'learning':>13s}"
+          f"{'refresh':>13s}{'events/sample':>15s}{'events/s':>12s}")
+    for who, mode, s in rows:
+        extra = (f"{_fmt_ms(s['simulate'])} {_fmt_ms(s['learning'])} {_fmt_ms(s['refresh'])}"
+                 if mode == "train" else f"{'':13s}{'':13s}{'':13s}")
+        print(f"  {who:8s}{mode:11s}{_fmt_ms(s['total']):>14s} {extra}"
+              f"{s['events_per_sample']:15,.0f}{s['events_per_second'] / 1e9:10.2f} G")
+    if "core_vs_torch_train_ratio" in r1:
+        result["core_vs_torch_train_ratio"] = r1["core_vs_torch_train_ratio"]
+        result["core_vs_torch_inference_ratio"] = r1["core_vs_torch_inference_ratio"]
+        p = r1["core_vs_torch_train_ratio_paired"]
+        print(f"  ratio torch / core: training sample {r1['core_vs_torch_train_ratio']:.1f}x "
+              f"(per round {p['min']:.1f}-{p['max']:.1f}x), inference "
+              f"{r1['core_vs_torch_inference_ratio']:.1f}x; identical weights after every "
+              f"update: {'yes' if r1['torch_same_weights'] else 'NO'}")
+
+    if args.lava:
+        print(f"\n[2] small network in Lava ({args.lava_preset}, one sample at a time, core on 1 thread)")
+        r2 = bench_lava(args)
+        result["lava"] = r2
+        if "skipped" in r2:
+            print(f"  skipped: {r2['skipped']}")
+        else:
+            for who in ("core", "lava"):
+                print(f"  {who:6s} train {_fmt_ms(r2[who + '_train']['total'])}/sample "
+                      f"(simulate {_fmt_ms(r2[who + '_train']['simulate'])}, refresh "
+                      f"{_fmt_ms(r2[who + '_train']['refresh'])}), inference "
+                      f"{_fmt_ms(r2[who + '_inference']['total'])}/sample, "
+                      f"{r2[who + '_train']['events_per_second'] / 1e6:,.1f} M events/s")
+            result["lava_vs_core_train_ratio"] = r2["lava_vs_core_train_ratio"]
+            result["lava_vs_core_inference_ratio"] = r2["lava_vs_core_inference_ratio"]
+            print(f"  ratio lava / core: training sample {r2['lava_vs_core_train_ratio']:.0f}x, "
+                  f"inference {r2['lava_vs_core_inference_ratio']:.0f}x; Lava start-up "
+                  f"{r2['lava_first_train_sample_s']:.1f} s (train) / "
+                  f"{r2['lava_first_inference_s']:.1f} s (inference); identical weights: "
+                  f"{'yes' if r2['same_weights'] else 'NO'}")
+
+    print("\n[3] core time per training sample (simulation, 1 thread) vs synaptic events")
+    r3 = bench_scaling(net0, x, y, args)
+    result["spike_scaling"] = r3
+    print(f"  {'config':16s}{'events/sample':>15s}{'ms/sample':>11s}{'ns/event':>10s}")
+    for row in r3["rows"]:
+        print(f"  {row['config']:16s}{row['events_per_sample']:15,.0f}{row['ms_per_sample']:11.3f}"
+              f"{row['ns_per_event']:10.3f}")
+    f = r3["fit"]
+    print(f"  least squares: time = {f['intercept_ms']:.3f} ms + {f['ns_per_event']:.3f} ns x events"
+          f"  (R^2 = {f['r2']:.3f}); events x{r3['events_range'][1] / max(r3['events_range'][0], 1):.1f}"
+          f" -> time x{r3['time_range_ms'][1] / r3['time_range_ms'][0]:.1f}")
+
+    print(f"\n[4] Numba threads on a minibatch of {bsz} (training)")
+    r4 = bench_threads(net0, x, y, args)
+    result["threads"] = r4
+    if "skipped" in r4:
+        print(f"  skipped: {r4['skipped']}")
+    else:
+        result["threads_speedup"] = r4["threads_speedup"]
+        result["threads_speedup_train_step"] = r4["threads_speedup_train_step"]
+        print(f"  simulate: 1 thread {_fmt_ms(r4['simulate_s']['1'])}, 2 threads "
+              f"{_fmt_ms(r4['simulate_s']['2'])} -> speed-up {r4['threads_speedup']:.2f}x")
+        print(f"  whole train step (with the serial update): 1 thread "
+              f"{_fmt_ms(r4['train_step_s']['1'])}, 2 threads {_fmt_ms(r4['train_step_s']['2'])}"
+              f" -> {r4['threads_speedup_train_step']:.2f}x")
+
+    if args.startup:
+        print("\n[5] start-up of `python -m neurochip.run --bits 8` (until its first training batch)")
+        r5 = bench_startup(args)
+        result["startup"] = r5
+        for k in ("cold_cache", "cold_cache_second_run", "first_run", "second_run"):
+            if k in r5:
+                v = r5[k]
+                fb = v.get("first_batch_s")
+                print(f"  {k:22s} " + (f"{fb:6.2f} s" if fb is not None else "did not start: "
+                                        + v.get("stderr_tail", "")))
+        if r5["second_run"].get("first_batch_s") is not None:
+            result["startup_second_run_s"] = r5["second_run"]["first_batch_s"]
+
+    result["machine"]["load_average_after"] = _load_avg()
+    result["seconds"] = round(time.perf_counter() - t_start, 1)
+    print(f"\nload average after: {result['machine']['load_average_after']}; "
+          f"benchmark took {result['seconds']:.0f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2, default=float)
+            fh.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
