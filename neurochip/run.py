@@ -556,13 +556,19 @@ def _progress(total: int, desc: str, quiet: bool):
                 dynamic_ncols=True, mininterval=0.5)
 
 
-def _budget_table(net, tally, short=True):
-    try:
-        from .budget.report import build_report, format_table
-    except ImportError:  # TODO(lead): remove once neurochip.budget lands
-        return {}, "(hardware-budget report unavailable)"
-    report = build_report(net, tally)
-    return report, format_table(report, short=short)
+def _budget_report(net, tally, sample=None):
+    """The hardware-budget report of the run and its short table.
+
+    ``sample``: ``(x_fp, label)`` of one image to record (spike raster and
+    per-sample counts) for the NeuroBench metrics and the figure; the EP update
+    of that recording is applied to a copy, never to ``net``.
+    """
+    from .budget.report import build_report, format_table, simulate_sample
+    counts = raster = None
+    if sample is not None:
+        counts, raster, _ = simulate_sample(net, sample[0], sample[1], train=True)
+    report = build_report(net, tally, sample_counts=counts, sample_raster=raster)
+    return report, format_table(report, short=True)
 
 
 def _write(flag: str, path: str, writer) -> None:
@@ -774,7 +780,8 @@ def run(argv=None, t0: float | None = None) -> int:
             _STATUS.update(checkpoint=path, updates=net.updates)
         raise
 
-    report, table = _budget_table(net, tally)
+    want_sample = bool(args.report or args.figure) and len(ds.test_y) > 0
+    report, table = _budget_report(net, tally, (x_test[0], int(ds.test_y[0])) if want_sample else None)
     samples = max(tally.samples_train + tally.samples_eval, 1)
     from .core import K_SPIKES
     spikes_per_sample = float(tally.counts[..., K_SPIKES].sum()) / samples
@@ -824,7 +831,7 @@ def run(argv=None, t0: float | None = None) -> int:
         _write("--report", args.report, lambda: write_report(report, args.report))
     if args.figure:
         from .budget.report import plot_report
-        _write("--figure", args.figure, lambda: plot_report(net, args.figure))
+        _write("--figure", args.figure, lambda: plot_report(report, args.figure))
     if args.export_lava:
         from mapping.export import export_lava
         _write("--export-lava", args.export_lava, lambda: export_lava(net, args.export_lava))

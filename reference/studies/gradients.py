@@ -122,14 +122,17 @@ def run(args) -> dict:
            "hyper": {k: getattr(net.hyper, k) for k in ("beta", "epsilon", "lam", "alpha",
                                                          "theta", "t1", "t2")},
            "overrides": over, "pools": {}}
+    # the same weights for every pool: the initial draw, or after pretraining
+    base = RealModel.from_network(net, spiking=True, weights="float", pool=args.pretrain_pool,
+                                  surrogate=args.surrogate, **over)
+    hist = pretrain(base, ds, args.pretrain_epochs, args.seed, net.hyper.t1, net.hyper.t2,
+                    args.pretrain_lr_scale)
+    res["pretrain"] = {"pool": args.pretrain_pool, "history": hist}
     for pool in args.pools:
         t0 = time.perf_counter()
-        snn = RealModel.from_network(net, spiking=True, weights="float", pool=pool,
-                                     surrogate=args.surrogate, **over)
-        hist = pretrain(snn, ds, args.pretrain_epochs, args.seed, net.hyper.t1, net.hyper.t2,
-                        args.pretrain_lr_scale)
+        snn = base.copy(pool=pool)
         crnn = snn.copy(spiking=False)
-        pr = {"pretrain": hist, "crnn": {}, "snn": {}, "snn_bptt_vs_crnn_bptt": []}
+        pr = {"crnn": {}, "snn": {}, "snn_bptt_vs_crnn_bptt": []}
         for bi, (xb, yb) in enumerate(batches):
             x = snn.inputs(xb, ds.pixel_max)
             g_crnn = bptt_gradients(crnn, x, yb).grads
@@ -225,11 +228,14 @@ def tables(res: dict) -> str:
                     lines.append(f"| {pool} | {g['beta']} | {g['steps']} | {name} | {l + 1} | "
                                  f"{C.fmt(m['rmse_rel'], 4)} | {C.fmt(m['sign_error'], 4)} | "
                                  f"{C.fmt(m['final_cos'], 5)} | {C.fmt(m['final_rel'], 4)} |")
-    for pool, pr in res["pools"].items():
-        if pr["pretrain"]:
-            h = pr["pretrain"][-1]
-            lines.append(f"\npretrained ({pool}): {len(pr['pretrain'])} epoch(s) of spiking EP, "
-                         f"train error {h['train_error']:.3f}, test error {h['test_error']:.3f}")
+    pre = res.get("pretrain", {})
+    if pre.get("history"):
+        h = pre["history"][-1]
+        lines.append(f"\nweights: {len(pre['history'])} epoch(s) of spiking EP with "
+                     f"{pre['pool']}-pool (train error {h['train_error']:.3f}, test error "
+                     f"{h['test_error']:.3f}), the same weights for every pool")
+    else:
+        lines.append("\nweights: the initial draw (the same for every pool)")
     return "\n".join(lines)
 
 
@@ -268,9 +274,10 @@ def plot(res: dict, path: str) -> None:
         ax.axhline(0, color="grey", lw=0.8)
         ax.legend(fontsize=6, ncol=2)
     pre = res["args"].get("pretrain_epochs", 0)
+    what = (f"weights after {pre} epochs of {res['args']['pretrain_pool']}-pool spiking EP"
+            if pre else "initial weights")
     fig.suptitle(f"EP vs BPTT gradients, {res['arch']} (alpha={res['overrides']['alpha']}, "
-                 f"t1={res['overrides']['t1']}, t2={res['overrides']['t2']}, "
-                 f"{'initial weights' if not pre else f'after {pre} epochs of spiking EP'})",
+                 f"t1={res['overrides']['t1']}, t2={res['overrides']['t2']}, {what})",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -298,7 +305,10 @@ def main(argv=None) -> int:
     ap.add_argument("--surrogate", default="st", choices=["st", "triangle"],
                     help="spike derivative of SNN BPTT")
     ap.add_argument("--pretrain-epochs", type=int, default=0,
-                    help="epochs of spiking EP (preset t1/t2) before the check")
+                    help="epochs of spiking EP (preset t1/t2, --pretrain-pool) before the check")
+    ap.add_argument("--pretrain-pool", default="avg", choices=["avg", "max"],
+                    help="pooling of the pretraining; the pretrained weights are then "
+                         "used for every pool")
     ap.add_argument("--pretrain-lr-scale", type=float, default=1.0,
                     help="multiplier of the preset's learning rates while pretraining")
     ap.add_argument("--gdu-steps", type=int, default=20, help="0 disables the step-wise check")
