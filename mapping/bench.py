@@ -15,7 +15,6 @@ import platform
 import sys
 import time
 
-import numpy as np
 
 
 def main(argv=None) -> int:

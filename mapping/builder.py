@@ -27,7 +27,7 @@ rebuilt instead (same results: every sample starts from zero state).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -167,7 +167,7 @@ class LavaNet:
 
     def _check_bounds(self, edge: lay.EdgeSpec) -> None:
         """Every Lava connection buffer is int32: each digit's partial sum must fit."""
-        nd = lay.n_digits(edge.value_bound)
+        nd = edge.n_digits
         _, fan_in = edge.structure_counts()
         worst = int(fan_in.max()) * 128 * 256 ** (nd - 1)
         if worst > lay.INT32_MAX:
@@ -252,7 +252,7 @@ class LavaNet:
             src.s_out.connect(proc.s_in)
             proc.a_out.connect(port_in)
             return Connection(edge.layer, direction, impl, [proc], 1, values)
-        nd = lay.n_digits(edge.value_bound)
+        nd = edge.n_digits
         cls = L["Dense"] if impl == "dense" else L["Sparse"]
         procs = []
         for k, digit in enumerate(self._digits(values, nd, impl)):

@@ -139,12 +139,19 @@ class ConvGeometry:
 
 
 # ------------------------------------------------------------------ digits
-def n_digits(bound: int) -> int:
-    """Signed base-256 digits needed for every integer in ``[-bound, bound]``."""
-    n, hi = 1, DIGIT_HI
-    while hi < bound:
+def n_digits(lo: int, hi: int | None = None) -> int:
+    """Signed base-256 digits needed for every integer in ``[lo, hi]``.
+
+    ``n`` digits span ``[-128 (256^n - 1)/255, 127 (256^n - 1)/255]``; with one
+    argument the range is ``[-lo, lo]``.
+    """
+    if hi is None:
+        lo, hi = -lo, lo
+    n, top, bottom = 1, DIGIT_HI, DIGIT_LO
+    while top < hi or bottom > lo:
         n += 1
-        hi = hi * 256 + DIGIT_HI
+        top = top * 256 + DIGIT_HI
+        bottom = bottom * 256 + DIGIT_LO
     return n
 
 
@@ -173,7 +180,7 @@ class EdgeSpec:
 
     ``kind``: 'conv' (avg-pool conv layer) or 'fc'.  ``geometry`` for conv;
     ``perm`` (fc after a map layer) maps WHC positions to CHW columns.
-    ``value_bound``: the largest |entry| any weight of the layer's width can give.
+    ``value_range``: ``(lo, hi)`` of any entry a weight of the layer's width can give.
     """
 
     layer: int
@@ -182,7 +189,17 @@ class EdgeSpec:
     dst_shape: tuple
     geometry: ConvGeometry | None
     perm: np.ndarray | None
-    value_bound: int
+    value_range: tuple
+
+    @property
+    def value_bound(self) -> int:
+        """The largest |entry|."""
+        return max(-self.value_range[0], self.value_range[1])
+
+    @property
+    def n_digits(self) -> int:
+        """8-bit digit synapses per entry in Dense/Sparse."""
+        return n_digits(*self.value_range)
 
     def kernel(self, net: Network) -> np.ndarray:
         """Fused kernel (conv) or the canonical weight matrix (fc), int64."""
@@ -225,15 +242,15 @@ def edges(net: Network) -> list[EdgeSpec]:
                            "argmax of the same step, which no Lava connection computes; use "
                            "--pool avg")
     shapes = [tuple(arch.input_shape)] + [tuple(s) for s in arch.state_shapes()]
-    w_hi = 1 << (net.widths.weight_bits - 1)
+    w_lo, w_hi = -(1 << (net.widths.weight_bits - 1)), (1 << (net.widths.weight_bits - 1)) - 1
     out = []
     for l, spec in enumerate(arch.layers, start=1):
         src, dst = shapes[l - 1], shapes[l]
         if spec.kind == "conv":
             geo = ConvGeometry(src[0], src[1], src[2], dst[0], dst[1], dst[2],
                                spec.kernel + 1, spec.padding)
-            out.append(EdgeSpec(l, "conv", src, dst, geo, None, 4 * w_hi))
+            out.append(EdgeSpec(l, "conv", src, dst, geo, None, (4 * w_lo, 4 * w_hi)))
         else:
             perm = chw_of_whc(src) if len(src) == 3 else None
-            out.append(EdgeSpec(l, "fc", src, dst, None, perm, w_hi))
+            out.append(EdgeSpec(l, "fc", src, dst, None, perm, (w_lo, w_hi)))
     return out

@@ -170,7 +170,7 @@ def _bits(needed_bits: int, max_bits: int) -> int:
     """Stored bits of one synapse: its width, or 8-bit digits when wider than the format."""
     if needed_bits <= max_bits:
         return needed_bits
-    return lay.DIGIT_BITS * lay.n_digits(1 << (needed_bits - 1))
+    return lay.DIGIT_BITS * lay.n_digits(-(1 << (needed_bits - 1)), (1 << (needed_bits - 1)) - 1)
 
 
 def neuron_state_bits(net: Network, layer: int) -> int:

@@ -60,6 +60,7 @@ class CoreLayout:
     n_cacc: int
     perm: list[np.ndarray]     # per layer 0..L
     coords: np.ndarray = None  # int32 (n_all, 3): (y, x, channel) of every conv-map neuron
+    plan: np.ndarray = None    # int64 (n_all, 4): forward scatter runs of every neuron
     w_dtype: type = np.int32   # weight tables: int16 when every entry fits
     acc_dtype: type = np.int64  # synaptic accumulators: int32 when no sum can overflow it
 
@@ -126,8 +127,9 @@ class CoreLayout:
                 coords[offsets[l]:offsets[l] + sizes[l]] = np.stack(
                     [y.ravel(), x.ravel(), ci.ravel()], axis=1)
         w_dtype, acc_dtype = _table_dtypes(meta, net.widths.weight_bits)
+        plan = _scatter_plan(meta, coords, int(sum(sizes)))
         return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm,
-                          coords, w_dtype, acc_dtype)
+                          coords, plan, w_dtype, acc_dtype)
 
     def to_internal(self, layer: int, canonical: np.ndarray) -> np.ndarray:
         """``(..., N_l)`` canonical -> internal order."""
@@ -178,37 +180,76 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
     return w_dtype, acc_dtype
 
 
-def pack_weights(net: Network, layout: CoreLayout) -> tuple[np.ndarray, np.ndarray]:
-    """Forward- and feedback-scatter weight tables (int32, flat).
+def pack_index_maps(net: Network, layout: CoreLayout) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per layer, where each entry of the forward / feedback table comes from.
 
-    avg-pool conv: the fused ``(K+1)^2`` kernel ``wf[a, b] = sum_{m+u=a, n+v=b} w[u, v]``
-    (conv then 2x2 *sum*), forward as ``[ci, a, b, co]``, feedback ``[co, a, b, ci]``;
-    max-pool conv: the plain kernel in the same two layouts; fc: forward ``W^T``
-    (in, out) and feedback ``W`` (out, in), with conv inputs in internal order.
+    ``(idx_fwd, idx_fb)``, int32 ``(terms, n)``: table entry ``t`` is the sum
+    of ``weights_q[l-1].flat[idx[j, t]]`` over the ``terms`` rows (-1: no
+    term).  avg-pool conv: the fused ``(K+1)^2`` kernel ``wf[a, b] =
+    sum_{m+u=a, n+v=b} w[u, v]`` (conv then 2x2 *sum*, four terms), forward
+    as ``[ci, a, slot(b), co]`` (:func:`_forward_slots`), feedback ``[co, a, b,
+    ci]``; max-pool conv: the plain kernel in the same two layouts; fc:
+    forward ``W^T`` (in, out) and feedback ``W`` (out, in), with conv inputs
+    in internal order.  The maps depend only on the architecture, so
+    :meth:`CoreNet.refresh` re-packs the tables with one gather per entry.
     """
     meta = layout.meta
+    maps = []
+    for l in range(1, len(meta)):
+        row = meta[l]
+        shape = net.weights_q[l - 1].shape
+        ids = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
+        if row[M_KIND] == KIND_CONV:
+            if row[M_IS_MAX]:
+                terms = [ids]
+            else:
+                k = shape[-1]
+                terms = []
+                for m in (0, 1):
+                    for n in (0, 1):
+                        t = np.full(shape[:2] + (k + 1, k + 1), -1, np.int64)
+                        t[:, :, m:m + k, n:n + k] = ids
+                        terms.append(t)
+            slots = _forward_slots(terms[0].shape[-1], row[M_IS_MAX])
+            fwd = [t.transpose(1, 2, 3, 0)[:, :, slots] for t in terms]    # ci, a, slot, co
+            fb = [t.transpose(0, 2, 3, 1) for t in terms]                  # co, a, b, ci
+        else:
+            wi = ids[:, _inverse(layout.perm[l - 1])]   # columns in internal order
+            fwd, fb = [wi.T], [wi]
+        maps.append((np.stack([t.ravel() for t in fwd]).astype(np.int32),
+                     np.stack([t.ravel() for t in fb]).astype(np.int32)))
+    return maps
+
+
+@njit(cache=True)
+def _gather_sum(table, off, w, idx):
+    """``table[off + t] = sum_j w[idx[j, t]]`` over the terms with ``idx >= 0``."""
+    for t in range(idx.shape[1]):
+        acc = 0
+        for j in range(idx.shape[0]):
+            k = idx[j, t]
+            if k >= 0:
+                acc += w[k]
+        table[off + t] = acc
+
+
+def pack_weights(net: Network, layout: CoreLayout,
+                 maps: list | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Forward- and feedback-scatter weight tables (``layout.w_dtype``, flat).
+
+    The layouts are those of :func:`pack_index_maps` (pass its result as
+    ``maps`` to skip re-deriving them).
+    """
+    meta = layout.meta
+    if maps is None:
+        maps = pack_index_maps(net, layout)
     w_fwd = np.zeros(int(sum(_table_size(meta[l]) for l in range(1, len(meta)))), layout.w_dtype)
     w_fb = np.zeros_like(w_fwd)
     for l in range(1, len(meta)):
-        row = meta[l]
-        w = net.weights_q[l - 1].astype(np.int64)
-        if row[M_KIND] == KIND_CONV:
-            if row[M_IS_MAX]:
-                kern = w
-            else:
-                k = w.shape[-1]
-                kern = np.zeros(w.shape[:2] + (k + 1, k + 1), np.int64)
-                for m in (0, 1):
-                    for n in (0, 1):
-                        kern[:, :, m:m + k, n:n + k] += w
-            fwd = kern.transpose(1, 2, 3, 0)[:, :, _forward_slots(kern.shape[-1], row[M_IS_MAX])]
-            fb = kern.transpose(0, 2, 3, 1)      # co, a, b, ci
-        else:
-            wi = w[:, _inverse(layout.perm[l - 1])]   # columns in internal order
-            fwd, fb = wi.T, wi
-        n = fwd.size
-        w_fwd[row[M_WF_OFF]:row[M_WF_OFF] + n] = fwd.ravel()
-        w_fb[row[M_WB_OFF]:row[M_WB_OFF] + n] = fb.ravel()
+        w = np.ascontiguousarray(net.weights_q[l - 1]).reshape(-1)
+        idx_fwd, idx_fb = maps[l - 1]
+        _gather_sum(w_fwd, meta[l, M_WF_OFF], w, idx_fwd)
+        _gather_sum(w_fb, meta[l, M_WB_OFF], w, idx_fb)
     return w_fwd, w_fb
 
 
@@ -264,6 +305,47 @@ def constants_vector(net: Network, n_phases: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- kernels
+@njit(cache=True)
+def _scatter_plan(meta, coords, n_all):
+    """Per source neuron, its forward scatter into an avg-pool conv layer.
+
+    ``(src, dst, run, n_runs)``: ``n_runs`` contiguous runs of ``run``
+    weights, the first at table offset ``src`` added at target offset
+    ``dst``; the next rows follow at fixed strides.
+    """
+    plan = np.zeros((n_all, 4), np.int64)
+    for l in range(1, meta.shape[0]):
+        row = meta[l]
+        if row[M_KIND] != KIND_CONV or row[M_IS_MAX] != 0:
+            continue
+        in_off, cout = row[M_IN_OFF], row[M_C]
+        pad, kf, hout, wout = row[M_PAD], row[M_KF], row[M_H], row[M_W]
+        for j in range(in_off, in_off + row[M_IN_SIZE]):
+            yp = coords[j, 0] + pad
+            xp = coords[j, 1] + pad
+            ci = coords[j, 2]
+            a0 = yp - 2 * (hout - 1)
+            if a0 < 0:
+                a0 = yp & 1
+            a1 = min(yp, kf - 1)
+            b0 = xp - 2 * (wout - 1)
+            if b0 < 0:
+                b0 = xp & 1
+            b1 = min(xp, kf - 1)
+            b1 -= (b1 - xp) & 1
+            if a1 < a0 or b1 < b0:
+                continue
+            nb = (b1 - b0) // 2 + 1
+            par = b1 & 1
+            src_b = (par * ((kf + 1) // 2) + (kf - 1 - b1) // 2) * cout
+            dst_b = ((xp - b1) >> 1) * cout
+            plan[j, 0] = (ci * kf + a0) * kf * cout + src_b
+            plan[j, 1] = ((yp - a0) >> 1) * wout * cout + dst_b
+            plan[j, 2] = nb * cout
+            plan[j, 3] = (a1 - a0) // 2 + 1
+    return plan
+
+
 @njit(cache=True, inline="always")
 def _add_run(acc, dst, w, src, n):
     """``acc[dst:dst+n] += w[src:src+n]``: one contiguous run (vectorised)."""
@@ -274,7 +356,7 @@ def _add_run(acc, dst, w, src, n):
 
 
 @njit(cache=True, inline="always")
-def _scatter_forward(meta, coords, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_off):
+def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_off):
     """Add the forward weights of layer l-1's spikes into layer l; returns events.
 
     Only spiking neurons cost work; the loops visit only the kernel taps that
@@ -289,51 +371,33 @@ def _scatter_forward(meta, coords, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool
         for k in range(n_spk):
             _add_run(u_fwd, off, w_fwd, wf + (spk_idx[in_off + k] - in_off) * cout, cout)
         return n_spk * cout
-    cin, win = row[M_CIN], row[M_WIN]
     pad, kf, hout, wout = row[M_PAD], row[M_KF], row[M_H], row[M_W]
     taps = 0
     if row[M_IS_MAX] == 0:
-        # fused (K+1)^2 kernel, stride 2: tap a reaches pooled row (yp - a) / 2
+        # fused (K+1)^2 kernel, stride 2: one run per kernel row a (rows a step 2)
+        s_step = 2 * kf * cout
+        d_step = wout * cout
         for k in range(n_spk):
             j = spk_idx[in_off + k]
-            yp = coords[j, 0] + pad
-            xp = coords[j, 1] + pad
-            ci = coords[j, 2]
-            a0 = yp - 2 * (hout - 1)
-            if a0 < 0:
-                a0 = yp & 1
-            a1 = min(yp, kf - 1)
-            b0 = xp - 2 * (wout - 1)
-            if b0 < 0:
-                b0 = xp & 1
-            b1 = min(xp, kf - 1)
-            b1 -= (b1 - xp) & 1          # the last tap of xp's parity
-            if a1 < a0 or b1 < b0:
-                continue
-            nb = (b1 - b0) // 2 + 1
-            taps += ((a1 - a0) // 2 + 1) * nb
-            # the taps b1, b1-2, .., b0 are stored consecutively (descending b),
-            # matching the consecutive pooled columns (xp - b) / 2 they reach
-            par = b1 & 1
-            src_b = (par * ((kf + 1) // 2) + (kf - 1 - b1) // 2) * cout
-            dst_b = ((xp - b1) >> 1) * cout
-            run = nb * cout
-            for a in range(a0, a1 + 1, 2):
-                src = wf + (ci * kf + a) * kf * cout + src_b
-                dst = off + ((yp - a) >> 1) * wout * cout + dst_b
+            nr = plan[j, 3]
+            run = plan[j, 2]
+            src = wf + plan[j, 0]
+            dst = off + plan[j, 1]
+            taps += nr * run
+            for r in range(nr):
                 _add_run(u_fwd, dst, w_fwd, src, run)
-        return taps * cout
+                src += s_step
+                dst -= d_step
+        return taps
     # max-pool: full-resolution conv, then max over 2x2 with the first argmax
     n_pool = hout * wout * cout
     if n_spk == 0:
         # every conv output is 0: u_fwd stays 0, the first maximum is (0, 0)
-        for t in range(n_pool):
-            pool_idx[pool_off + t] = 0
+        pool_idx[pool_off:pool_off + n_pool] = 0
         return 0
     hc, wc = row[M_HC], row[M_WC]
     co_off = row[M_CACC_OFF]
-    for t in range(hc * wc * cout):
-        cacc[co_off + t] = 0
+    cacc[co_off:co_off + hc * wc * cout] = 0
     for k in range(n_spk):
         j = spk_idx[in_off + k]
         yp = coords[j, 0] + pad
@@ -362,23 +426,24 @@ def _scatter_forward(meta, coords, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool
             c10 = c00 + wc * cout
             c11 = c10 + cout
             dst = (i * wout + jj) * cout
+            v00, v01 = cacc[c00:c00 + cout], cacc[c01:c01 + cout]
+            v10, v11 = cacc[c10:c10 + cout], cacc[c11:c11 + cout]
+            u_ = u_fwd[off + dst:off + dst + cout]
+            p_ = pool_idx[pool_off + dst:pool_off + dst + cout]
             for o in range(cout):
-                best = cacc[c00 + o]
+                best = v00[o]
                 arg = 0
-                v = cacc[c01 + o]
-                if v > best:
-                    best = v
+                if v01[o] > best:
+                    best = v01[o]
                     arg = 1
-                v = cacc[c10 + o]
-                if v > best:
-                    best = v
+                if v10[o] > best:
+                    best = v10[o]
                     arg = 2
-                v = cacc[c11 + o]
-                if v > best:
-                    best = v
+                if v11[o] > best:
+                    best = v11[o]
                     arg = 3
-                u_fwd[off + dst + o] = best
-                pool_idx[pool_off + dst + o] = arg
+                u_[o] = best
+                p_[o] = arg
     return taps * cout
 
 
@@ -485,7 +550,7 @@ def _compact(qbuf, n_off, size, spk_idx):
 
 
 @njit(cache=True)
-def _run_sample(b, meta, coords, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
+def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
                 s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                 snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
                 qbuf, nz, traces, phase_idx, s_free, counts, rec_spk, rec_state):
@@ -525,7 +590,7 @@ def _run_sample(b, meta, coords, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo,
             # 1. synaptic input from the spikes of the previous step
             for l in range(1, n_layers + 1):
                 counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
-                    meta, coords, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_offs[l])
+                    meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_offs[l])
             for l in range(2, n_layers + 1):
                 counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
                     meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l])
@@ -590,7 +655,7 @@ def _run_sample(b, meta, coords, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo,
 
 
 @njit(cache=True, parallel=True)
-def _run_batch(meta, coords, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, u_proto, c_proto, pool_offs,
+def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, u_proto, c_proto, pool_offs,
                n_pool, traces, phase_idx, s_free, counts, rec_spk, rec_state):
     n_batch = x_fp.shape[0]
     n_all = bias.shape[0]
@@ -618,7 +683,7 @@ def _run_batch(meta, coords, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, re
         nz = np.zeros(n0, np.int64)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
         rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
-        _run_sample(b, meta, coords, consts, w_fwd, w_fb, bias, x_fp[b], labels[b], reg_lo, reg_hi,
+        _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp[b], labels[b], reg_lo, reg_hi,
                     s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                     snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
                     qbuf, nz, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
@@ -652,11 +717,12 @@ class CoreNet:
     def __init__(self, net: Network):
         self.net = net
         self.layout = CoreLayout.build(net)
+        self._maps = pack_index_maps(net, self.layout)
         self.refresh()
 
     def refresh(self) -> None:
         """Re-derive the kernel tables after the integer parameters changed."""
-        self.w_fwd, self.w_fb = pack_weights(self.net, self.layout)
+        self.w_fwd, self.w_fb = pack_weights(self.net, self.layout, self._maps)
         self.bias = neuron_biases(self.net, self.layout)
         meta = self.layout.meta
         offs = np.zeros(len(meta), np.int64)
@@ -696,7 +762,7 @@ class CoreNet:
             rec_spk = np.zeros((0, 1, 1), np.uint8)
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
-        _run_batch(lay.meta, lay.coords, consts, self.w_fwd, self.w_fb, self.bias, x_int, labels,
+        _run_batch(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb, self.bias, x_int, labels,
                    reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
                    np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces, phase_idx,
                    s_free, counts, rec_spk, rec_state)

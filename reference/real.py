@@ -199,7 +199,7 @@ class RealModel:
 
     def __init__(self, arch: Architecture | str, weights, biases, hyper: Hyper,
                  spiking: bool = True, dtype=torch.float64, device="cpu",
-                 surrogate: str = "st"):
+                 surrogate: str = "st", clamp_grad: str = "exact"):
         if isinstance(arch, str):
             arch = Architecture.parse(arch)
         self.arch = arch
@@ -208,6 +208,9 @@ class RealModel:
         self.dtype = dtype
         self.device = torch.device(device)
         self.surrogate = surrogate
+        if clamp_grad not in ("exact", "st", "st-output"):
+            raise ValueError(f"clamp_grad must be 'exact', 'st' or 'st-output', got {clamp_grad!r}")
+        self.clamp_grad = clamp_grad
         self.W = [torch.as_tensor(np.asarray(w), dtype=dtype, device=self.device).clone()
                   for w in weights]
         self.b = [torch.as_tensor(np.asarray(b), dtype=dtype, device=self.device).clone()
@@ -224,7 +227,7 @@ class RealModel:
     @classmethod
     def from_network(cls, net: Network, spiking: bool = True, weights: str = "network",
                      dtype=torch.float64, device="cpu", surrogate: str = "st",
-                     **hyper_overrides) -> "RealModel":
+                     clamp_grad: str = "exact", **hyper_overrides) -> "RealModel":
         """The real-valued twin of ``net``.
 
         ``weights='network'``: ``net.real_weights()``/``real_biases()`` (the
@@ -242,11 +245,11 @@ class RealModel:
         else:
             raise ValueError(f"weights must be 'network' or 'float', got {weights!r}")
         return cls(net.arch, ws, bs, hyper, spiking=spiking, dtype=dtype, device=device,
-                   surrogate=surrogate)
+                   surrogate=surrogate, clamp_grad=clamp_grad)
 
     def copy(self, **kw) -> "RealModel":
         args = dict(spiking=self.spiking, dtype=self.dtype, device=self.device,
-                    surrogate=self.surrogate)
+                    surrogate=self.surrogate, clamp_grad=self.clamp_grad)
         hyper_kw = {k: kw.pop(k) for k in list(kw) if k in Hyper.__dataclass_fields__}
         args.update(kw)
         hyper = dataclasses.replace(self.hyper, **hyper_kw) if hyper_kw else self.hyper
@@ -323,6 +326,17 @@ class RealModel:
         fb = q_next @ W_next
         return fb.reshape((q_next.shape[0],) + self.state_shapes[l])
 
+    def _clamp(self, v: torch.Tensor, output: bool = False) -> torch.Tensor:
+        """``rho = clamp(v, 0, 1)``.  Under autograd its derivative is the indicator
+        of ``[0, 1]`` (``clamp_grad='exact'``), or 1 (straight-through) everywhere
+        (``'st'``) or at the output layer only (``'st-output'``): options for BPTT,
+        whose exact gradient is zero through a clamped unit."""
+        c = torch.clamp(v, 0.0, 1.0)
+        if v.requires_grad and (self.clamp_grad == "st"
+                                or (self.clamp_grad == "st-output" and output)):
+            return v + (c - v).detach()
+        return c
+
     def step(self, st: State, y: torch.Tensor | None = None, beta: float = 0.0,
              params=None, surrogate: str | None = None) -> State:
         """One synchronous time step (functional: returns a new :class:`State`).
@@ -346,7 +360,7 @@ class RealModel:
             drive = dec + bias
             if l == L and beta != 0.0:
                 drive = drive + beta * (y - st.s[L])
-            s_new.append(torch.clamp(st.s[l] + h.epsilon * (drive - st.s[l]), 0.0, 1.0))
+            s_new.append(self._clamp(st.s[l] + h.epsilon * (drive - st.s[l]), l == L))
             dec_new.append(dec)
         if not self.spiking:
             return State(s_new, dec_new, st.phi, st.prev, list(s_new), idx)

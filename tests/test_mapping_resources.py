@@ -92,6 +92,8 @@ def test_digits_round_trip(bound):
               else ((2 * x) @ q) >> 1 for k, x in enumerate(d))
     assert acc == int(v @ q)
     assert lay.n_digits(127) == 1 and lay.n_digits(128) == 2 and lay.n_digits(508) == 2
+    assert lay.n_digits(-128, 127) == 1 and lay.n_digits(-512, 508) == 2   # 8-bit fc / fused
+    assert lay.n_digits(-32896, 32639) == 2 and lay.n_digits(-32897, 0) == 3
 
 
 def test_max_pool_has_no_mapping():

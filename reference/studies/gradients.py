@@ -254,7 +254,7 @@ def plot(res: dict, path: str) -> None:
         for l in range(n_layers):
             ys = [med_min(pr["crnn"][b], "ep_vs_bptt", l, "cos")[0] for b in pr["crnn"]]
             ax.semilogx(betas, ys, "o-", color=colors[l], label=f"layer {l + 1}")
-        ax.set_title(f"CRNN EP vs CRNN BPTT ({pool}-pool), median over batches")
+        ax.set_title(f"CRNN EP vs BPTT ({pool}-pool), median of batches", fontsize=10)
         ax.set_ylabel("cosine similarity")
         ax.axhline(0.99, color="grey", lw=0.8, ls=":")
         ax.set_ylim(min(0.5, ax.get_ylim()[0]), 1.01)
@@ -267,7 +267,7 @@ def plot(res: dict, path: str) -> None:
                                  ("ep_vs_crnn_ep", "^:", "vs CRNN EP")):
                 ys = [summarise(pr["snn"][b], key, l, "cos")[0] for b in pr["snn"]]
                 ax.semilogx(betas, ys, ls, color=colors[l], label=f"L{l + 1} {lab}")
-        ax.set_title(f"spiking EP ({pool}-pool), mean over batches")
+        ax.set_title(f"spiking EP ({pool}-pool), mean of batches", fontsize=10)
         ax.set_xlabel("beta")
         ax.set_ylabel("cosine similarity")
         ax.set_ylim(-1.02, 1.02)
