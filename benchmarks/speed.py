@@ -78,6 +78,32 @@ def _load_idx_fallback(dataset: str, data_dir: str):  # pragma: no cover
     return Dataset(dataset, tx[:, None], ty.astype(np.int64), vx[:, None], vy.astype(np.int64), 255)
 
 
+def dense_ops_per_sample(net, train: bool = True) -> int:
+    """Synaptic multiply-adds a dense execution forms per sample (every synapse, every step).
+
+    Forward into every layer plus feedback into every layer below the output,
+    with the avg-pool conv as its fused stride-2 kernel (what the core and the
+    reference compute), max-pool conv at full resolution.
+    """
+    arch, h = net.arch, net.hyper
+    shapes = [arch.input_shape] + arch.state_shapes()
+    per_step = 0
+    for l, spec in enumerate(arch.layers):
+        if spec.kind == "conv":
+            cin = shapes[l][0]
+            if h.pool == "max":
+                _, hc, wc = arch.conv_shape(l)
+                fwd = spec.channels * hc * wc * cin * spec.kernel ** 2
+            else:
+                _, hp, wp = shapes[l + 1]
+                fwd = spec.channels * hp * wp * cin * (spec.kernel + 1) ** 2
+        else:
+            fwd = spec.channels * int(np.prod(shapes[l]))
+        per_step += fwd * (2 if l >= 1 else 1)      # feedback mirrors the forward edge
+    steps = h.t1 + (2 * h.t2 if train else 0)
+    return int(per_step * steps)
+
+
 def _load_avg() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
@@ -198,17 +224,18 @@ def bench_core_vs_torch(net0, x, y, args) -> dict:
     out["core_train"] = _summary(core_train, n)
     out["core_inference"] = _summary(core_inf, n)
     if torch_be is not None:
+        k = len(torch_train)              # the rounds in which both ran (same weights)
         out["torch_train"] = _summary(torch_train, n)
         out["torch_inference"] = _summary(torch_inf, n)
         out["torch_same_weights"] = bool(same)
-        out["core_vs_torch_train_ratio"] = out["torch_train"]["total"] / out["core_train"]["total"]
-        out["core_vs_torch_inference_ratio"] = (out["torch_inference"]["total"]
-                                                / out["core_inference"]["total"])
-        # paired ratios (each round's torch time over the same round's core time)
+        out["paired_rounds"] = k
+        out["core_vs_torch_train_ratio"] = (_median(torch_train, "total")
+                                            / _median(core_train[:k], "total"))
+        out["core_vs_torch_inference_ratio"] = (_median(torch_inf, "total")
+                                                / _median(core_inf[:k], "total"))
         pairs = [t["total"] / c["total"] for t, c in zip(torch_train, core_train)]
-        out["core_vs_torch_train_ratio_paired"] = {"median": float(np.median(pairs)),
-                                                   "min": float(min(pairs)),
-                                                   "max": float(max(pairs))}
+        out["core_vs_torch_train_ratio_per_round"] = {"min": float(min(pairs)),
+                                                      "max": float(max(pairs))}
     return out
 
 
@@ -274,49 +301,77 @@ def bench_lava(args) -> dict:
 
 
 # ------------------------------------------------- 3. time vs spikes
+def _fit(e: np.ndarray, t: np.ndarray) -> dict:
+    """Least squares ``t = a + b e`` (t in ms, e in events)."""
+    if len(e) < 2 or np.ptp(e) == 0:
+        return {"ns_per_event": float("nan"), "intercept_ms": float("nan"), "r2": float("nan")}
+    slope, icpt = np.polyfit(e, t, 1)
+    pred = slope * e + icpt
+    r2 = 1.0 - float(((t - pred) ** 2).sum()) / max(float(((t - t.mean()) ** 2).sum()), 1e-30)
+    return {"ns_per_event": 1e6 * float(slope), "intercept_ms": float(icpt), "r2": r2}
+
+
 def bench_scaling(net0, x, y, args) -> dict:
-    """Core simulation time per training sample against its synaptic events."""
+    """Core simulation time per training sample against its synaptic events.
+
+    Same weights and inputs; three knobs: the input intensity and the
+    threshold theta at fixed steps (the per-step neuron updates stay, the
+    events change), and the free-phase length T1 (steps and events change
+    together).  Timed on one thread with the thread's CPU time (robust to the
+    other processes of a shared machine) and with the wall clock.
+    """
     import numba
     from neurochip.core import CoreNet
     from neurochip.network import Network
 
     numba.set_num_threads(1)
+
+    def variant(**hyper):
+        return CoreNet(Network(net0.arch, dataclasses.replace(net0.hyper, **hyper), net0.widths,
+                               net0.seed, net0.weights_q, net0.biases_q, net0.weight_exp))
+
     configs = []
-    for theta in args.thetas:
-        net = Network(net0.arch, dataclasses.replace(net0.hyper, theta=theta), net0.widths,
-                      net0.seed, net0.weights_q, net0.biases_q, net0.weight_exp)
-        configs.append((f"theta={theta:g}", "theta", theta, CoreNet(net), x))
     for frac in args.intensities:
         xi = (x * int(round(frac * 256))) >> 8
         configs.append((f"intensity={frac:g}", "intensity", frac, CoreNet(net0), xi))
+    for theta in args.thetas:
+        configs.append((f"theta={theta:g}", "theta", theta, variant(theta=theta), x))
+    for t1 in args.t1s:
+        configs.append((f"T1={t1}", "t1", t1, variant(t1=t1), x))
     for _, _, _, core, xi in configs:
         core.run(xi[:1], y[:1], train=True)
-    times = {c[0]: [] for c in configs}
+    cpu = {c[0]: [] for c in configs}
+    wall = {c[0]: [] for c in configs}
     events = {}
     for r in range(args.scaling_rounds):
         for c in (configs if r % 2 == 0 else configs[::-1]):
             name, _, _, core, xi = c
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             res = core.run(xi, y, train=True)
-            times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.thread_time() - c0)
+            wall[name].append(time.perf_counter() - t0)
             events[name] = _events(res.counts)
     numba.set_num_threads(args.threads)
     rows = []
     n = len(y)
-    for name, kind, value, _, _ in configs:
-        t = float(np.median(times[name])) / n
+    for name, kind, value, core, _ in configs:
+        t = float(np.median(cpu[name])) / n
         e = events[name] / n
-        rows.append({"config": name, "kind": kind, "value": value, "events_per_sample": e,
-                     "ms_per_sample": 1e3 * t, "ns_per_event": 1e9 * t / max(e, 1)})
-    e = np.array([r["events_per_sample"] for r in rows])
-    t = np.array([r["ms_per_sample"] for r in rows])
-    slope, icpt = np.polyfit(e, t, 1)
-    pred = slope * e + icpt
-    r2 = 1.0 - float(((t - pred) ** 2).sum()) / max(float(((t - t.mean()) ** 2).sum()), 1e-30)
-    return {"rows": rows, "fit": {"ns_per_event": 1e6 * slope, "intercept_ms": float(icpt),
-                                  "r2": r2},
-            "events_range": [float(e.min()), float(e.max())],
-            "time_range_ms": [float(t.min()), float(t.max())]}
+        h = core.net.hyper
+        rows.append({"config": name, "kind": kind, "value": value, "steps": h.t1 + 2 * h.t2,
+                     "events_per_sample": e, "ms_per_sample": 1e3 * t,
+                     "wall_ms_per_sample": 1e3 * float(np.median(wall[name])) / n,
+                     "ns_per_event": 1e9 * t / max(e, 1)})
+    out = {"rows": rows, "timer": "thread CPU time, 1 Numba thread, median", "fits": {}}
+    for label, kinds in (("fixed_steps", ("intensity", "theta")), ("t1", ("t1",)),
+                         ("all", ("intensity", "theta", "t1"))):
+        sel = [r for r in rows if r["kind"] in kinds]
+        e = np.array([r["events_per_sample"] for r in sel])
+        t = np.array([r["ms_per_sample"] for r in sel])
+        if len(sel):
+            out["fits"][label] = dict(_fit(e, t), events_range=[float(e.min()), float(e.max())],
+                                      time_range_ms=[float(t.min()), float(t.max())])
+    return out
 
 
 # ------------------------------------------------------- 4. threads
@@ -347,19 +402,38 @@ def bench_threads(net0, x, y, args) -> dict:
 
 
 # ------------------------------------------------------- 5. start-up
+_PROBE = """
+import os, sys
+import neurochip.trainer as _tr
+_orig = _tr.train_step
+def _probe(*a, **k):
+    out = _orig(*a, **k)
+    sys.stderr.write("\\n@@first-update-done\\n")
+    sys.stderr.flush()
+    os._exit(0)
+_tr.train_step = _probe
+from neurochip.run import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def _time_to_first_batch(env: dict, timeout: float = 300.0) -> dict:
     """Seconds from spawning ``python -m neurochip.run --bits 8`` to its first training batch.
 
-    The run prints ``neurochip: ...`` when the network, data and backend are
-    ready and training begins; the progress bar ``epoch 1/...`` follows at once.
-    The process is stopped there.
+    ``ready_s``: the command prints ``neurochip: ...`` once the network, the
+    data and the backend are ready and training begins (``epoch 1/...``, the
+    progress bar, follows at once).  ``first_update_s``: the first minibatch
+    has been simulated and the weights updated (this includes loading the
+    compiled kernels from Numba's cache, which happens on first use).  The
+    same command runs through a probe that wraps ``neurochip.trainer.train_step``
+    and stops the process after the first update.
     """
     import select
-    cmd = [sys.executable, "-m", "neurochip.run", "--bits", "8"]
+    cmd = [sys.executable, "-c", _PROBE, "--bits", "8"]
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     buf = b""
-    ready = None
+    out = {"ready_s": None, "first_update_s": None}
     try:
         while time.perf_counter() - t0 < timeout:
             r, _, _ = select.select([p.stderr], [], [], 1.0)
@@ -368,16 +442,18 @@ def _time_to_first_batch(env: dict, timeout: float = 300.0) -> dict:
                 if not chunk:
                     break
                 buf += chunk
-                if ready is None and b"neurochip:" in buf:
-                    ready = time.perf_counter() - t0
-                if b"epoch 1/" in buf:
-                    return {"ready_s": ready, "first_batch_s": time.perf_counter() - t0}
+                if out["ready_s"] is None and b"neurochip:" in buf:
+                    out["ready_s"] = time.perf_counter() - t0
+                if b"@@first-update-done" in buf:
+                    out["first_update_s"] = time.perf_counter() - t0
+                    return out
             elif p.poll() is not None:
                 break
     finally:
         p.kill()
         p.wait()
-    return {"ready_s": ready, "first_batch_s": None, "stderr_tail": buf.decode(errors="replace")[-300:]}
+    out["stderr_tail"] = buf.decode(errors="replace")[-300:]
+    return out
 
 
 def bench_startup(args) -> dict:
@@ -414,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lava-samples", type=int, default=4)
     p.add_argument("--lava-conv-feedback", default="sparse", choices=("sparse", "dense"))
     p.add_argument("--no-lava", dest="lava", action="store_false")
-    p.add_argument("--thetas", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.7, 1.0])
-    p.add_argument("--intensities", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    p.add_argument("--thetas", type=float, nargs="+", default=[0.25, 1.0])
+    p.add_argument("--intensities", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0])
+    p.add_argument("--t1s", type=int, nargs="+", default=[10, 20, 40, 80])
     p.add_argument("--scaling-rounds", type=int, default=7)
     p.add_argument("--thread-rounds", type=int, default=9)
     p.add_argument("--no-startup", dest="startup", action="store_false")
@@ -464,6 +541,7 @@ def main(argv=None) -> int:
                     "load_average_before": load_before},
         "command": "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    result["network"]["dense_ops_per_train_sample"] = dense_ops_per_sample(net0, True)
     print(f"neurochip speed: {args.preset} {net0.arch} on {dataset}, {args.bits}-bit weights, "
           f"T1={h.t1} T2={h.t2}, minibatch {bsz}, {args.threads} threads, "
           f"{os.cpu_count()} CPUs, load average {load_before}")
@@ -490,7 +568,11 @@ def main(argv=None) -> int:
     if "core_vs_torch_train_ratio" in r1:
         result["core_vs_torch_train_ratio"] = r1["core_vs_torch_train_ratio"]
         result["core_vs_torch_inference_ratio"] = r1["core_vs_torch_inference_ratio"]
-        p = r1["core_vs_torch_train_ratio_paired"]
+        p = r1["core_vs_torch_train_ratio_per_round"]
+        ev = r1["core_train"]["events_per_sample"]
+        dense = result["network"]["dense_ops_per_train_sample"]
+        print(f"  a training sample: {ev:,.0f} synaptic events (event-driven) vs {dense:,} "
+              f"multiply-adds for a dense execution ({ev / dense:.1%})")
         print(f"  ratio torch / core: training sample {r1['core_vs_torch_train_ratio']:.1f}x "
               f"(per round {p['min']:.1f}-{p['max']:.1f}x), inference "
               f"{r1['core_vs_torch_inference_ratio']:.1f}x; identical weights after every "
@@ -517,17 +599,19 @@ def main(argv=None) -> int:
                   f"{r2['lava_first_inference_s']:.1f} s (inference); identical weights: "
                   f"{'yes' if r2['same_weights'] else 'NO'}")
 
-    print("\n[3] core time per training sample (simulation, 1 thread) vs synaptic events")
+    print("\n[3] core time per training sample (simulation; 1 thread, CPU time) vs synaptic events")
     r3 = bench_scaling(net0, x, y, args)
     result["spike_scaling"] = r3
-    print(f"  {'config':16s}{'events/sample':>15s}{'ms/sample':>11s}{'ns/event':>10s}")
+    print(f"  {'config':16s}{'steps':>6s}{'events/sample':>15s}{'ms/sample':>11s}{'ns/event':>10s}"
+          f"{'wall ms':>10s}")
     for row in r3["rows"]:
-        print(f"  {row['config']:16s}{row['events_per_sample']:15,.0f}{row['ms_per_sample']:11.3f}"
-              f"{row['ns_per_event']:10.3f}")
-    f = r3["fit"]
-    print(f"  least squares: time = {f['intercept_ms']:.3f} ms + {f['ns_per_event']:.3f} ns x events"
-          f"  (R^2 = {f['r2']:.3f}); events x{r3['events_range'][1] / max(r3['events_range'][0], 1):.1f}"
-          f" -> time x{r3['time_range_ms'][1] / r3['time_range_ms'][0]:.1f}")
+        print(f"  {row['config']:16s}{row['steps']:6d}{row['events_per_sample']:15,.0f}"
+              f"{row['ms_per_sample']:11.3f}{row['ns_per_event']:10.3f}{row['wall_ms_per_sample']:10.3f}")
+    for label, f in r3["fits"].items():
+        er, tr = f["events_range"], f["time_range_ms"]
+        print(f"  fit {label:12s} time = {f['intercept_ms']:6.3f} ms + {f['ns_per_event']:.3f} ns x "
+              f"events (R^2 {f['r2']:.3f}); events x{er[1] / max(er[0], 1):.2f} -> time "
+              f"x{tr[1] / max(tr[0], 1e-9):.2f}")
 
     print(f"\n[4] Numba threads on a minibatch of {bsz} (training)")
     r4 = bench_threads(net0, x, y, args)
@@ -550,11 +634,14 @@ def main(argv=None) -> int:
         for k in ("cold_cache", "cold_cache_second_run", "first_run", "second_run"):
             if k in r5:
                 v = r5[k]
-                fb = v.get("first_batch_s")
-                print(f"  {k:22s} " + (f"{fb:6.2f} s" if fb is not None else "did not start: "
-                                        + v.get("stderr_tail", "")))
-        if r5["second_run"].get("first_batch_s") is not None:
-            result["startup_second_run_s"] = r5["second_run"]["first_batch_s"]
+                if v.get("first_update_s") is None:
+                    print(f"  {k:22s} did not start: {v.get('stderr_tail', '')}")
+                else:
+                    print(f"  {k:22s} training starts after {v['ready_s']:5.2f} s, first update "
+                          f"done after {v['first_update_s']:5.2f} s")
+        if r5["second_run"].get("ready_s") is not None:
+            result["startup_second_run_s"] = r5["second_run"]["ready_s"]
+            result["startup_second_run_first_update_s"] = r5["second_run"]["first_update_s"]
 
     result["machine"]["load_average_after"] = _load_avg()
     result["seconds"] = round(time.perf_counter() - t_start, 1)

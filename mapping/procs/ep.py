@@ -1,7 +1,8 @@
 """EP neuron and input encoder: Lava Processes and their fixed_pt ProcessModels.
 
-Every integer rule comes from :mod:`neurochip.numerics` (``.py_func`` on NumPy
-arrays); this module only sequences them exactly like ``neurochip/core.py``
+Every integer rule comes from :mod:`neurochip.numerics` (its plain-Python twins
+``numerics.pure.<op>`` on NumPy arrays, no Numba dispatch inside the Lava
+processes); this module only sequences them exactly like ``neurochip/core.py``
 (docs/numerics.md §5-6):
 
 * each step the neuron receives the summed weights of the spikes its
@@ -43,13 +44,13 @@ from neurochip import numerics as nx
  N_COUNTS) = range(9)
 REC_S, REC_DEC, REC_PSI, REC_ENC_PREV = range(4)
 
-_align = nx.align_input.py_func
-_saturate = nx.saturate.py_func
-_decoder = nx.decoder_step.py_func
-_nudge = nx.nudge_term.py_func
-_state = nx.state_step.py_func
-_encode = nx.encoder_step.py_func
-_latch = nx.trace_latch.py_func
+_align = nx.pure.align_input
+_saturate = nx.pure.saturate
+_decoder = nx.pure.decoder_step
+_nudge = nx.pure.nudge_term
+_state = nx.pure.state_step
+_encode = nx.pure.encoder_step
+_latch = nx.pure.trace_latch
 
 
 # ------------------------------------------------------------------ processes
