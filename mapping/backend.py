@@ -9,16 +9,15 @@ speed only (lava.md §8): a handful of samples, not an epoch.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from neurochip import learning
 from neurochip.core import BatchResult
 from neurochip.network import Network
+from neurochip.trainer import layer_traces
 
-from .builder import LavaNet
+from .builder import LavaNet, StopOnExit
 
 
-class LavaBackend:
+class LavaBackend(StopOnExit):
     """Runs batches sample by sample in one live :class:`LavaNet` per mode."""
 
     name = "lava"
@@ -53,24 +52,14 @@ class LavaBackend:
 
     def layer_traces(self, res: BatchResult) -> list[learning.LayerTraces]:
         """Canonical per-layer traces (index 0 = input), as the core's backend gives them."""
-        ln = self.lava
-        cl = ln.core_layout
-        bsz = res.traces.shape[0]
-        plus = cl.split(res.traces[:, 0].astype(np.int64))
-        minus = cl.split(res.traces[:, 1].astype(np.int64))
-        return [learning.LayerTraces(plus[l].reshape((bsz,) + tuple(shp)),
-                                     minus[l].reshape((bsz,) + tuple(shp)))
-                for l, shp in enumerate(ln.shapes)]
+        return layer_traces(self.net, self.lava.core_layout, res)   # no max-pool in Lava
 
     def close(self) -> None:
+        """Stop the live :class:`LavaNet` (idempotent); ``with`` calls it on exit."""
         if self.lava is not None:
             try:
                 self.lava.stop()
             finally:
                 self.lava = None
 
-    def __enter__(self) -> "LavaBackend":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    stop = close

@@ -111,7 +111,20 @@ class SampleTiming:
         return 1e3 * self.seconds / max(self.steps, 1)
 
 
-class LavaNet:
+class StopOnExit:
+    """``with obj:`` calls ``obj.stop()`` on exit (a live Lava runtime is never left behind)."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class LavaNet(StopOnExit):
     """Connected Lava processes of one network, plus the host-side driver.
 
     ``encoder``: the input :class:`EPEncoder` (Var ``x``); ``neurons[l-1]``: the
@@ -479,12 +492,6 @@ class LavaNet:
                 self.encoder.stop()
             finally:
                 self._runtime_ready = False
-
-    def __enter__(self) -> "LavaNet":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     @property
     def n_processes(self) -> int:

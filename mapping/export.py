@@ -30,7 +30,6 @@ CLI: ``python -m mapping.export CHECKPOINT PATH``.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -38,8 +37,9 @@ import tempfile
 
 import numpy as np
 
+from neurochip.checkpoint import network_meta, network_spec
 from neurochip.errors import UserError
-from neurochip.network import Architecture, Hyper, Network, Widths
+from neurochip.network import Network
 
 from . import layout as lay
 
@@ -129,13 +129,10 @@ def _derived(net: Network) -> dict:
 
 
 def _network_meta(net: Network) -> str:
-    return json.dumps({
-        "arch": str(net.arch), "preset": net.preset,
-        "hyper": {f: (list(v) if isinstance(v, tuple) else v)
-                  for f, v in dataclasses.asdict(net.hyper).items()},
-        "widths": dataclasses.asdict(net.widths), "seed": int(net.seed),
-        "weight_exp": [int(e) for e in net.weight_exp], "updates": int(net.updates),
-        "weights_sha256": net.weights_sha256()}, sort_keys=True)
+    """The checkpoint's network record (without its file format) plus the weights' SHA-256."""
+    meta = {k: v for k, v in network_meta(net).items() if k not in ("format", "version")}
+    meta["weights_sha256"] = net.weights_sha256()
+    return json.dumps(meta, sort_keys=True)
 
 
 def export_lava(network: Network, path: str) -> str:
@@ -198,13 +195,7 @@ def load_network(path: str) -> Network:
         raise ExportError(f"Lava export {path}: unreadable HDF5 ({exc})") from None
     try:
         meta = json.loads(bytes(stored.pop("ep/network")).decode())
-        arch = Architecture.parse(meta["arch"])
-        hyper_d = dict(meta["hyper"])
-        hyper_d["lrs"] = tuple(hyper_d["lrs"])
-        hyper = Hyper(**hyper_d)
-        widths = Widths(**meta["widths"])
-        hyper.validate(arch.n_layers)
-        widths.validate()
+        arch, hyper, widths = network_spec(meta)
         weights = [np.asarray(stored[f"layer/{l}/ep/weight_q"], np.int32).copy()
                    for l in range(1, arch.n_layers + 1)]
         biases = [np.asarray(stored[f"layer/{l}/bias"], np.int32).copy()

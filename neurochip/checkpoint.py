@@ -43,6 +43,24 @@ def network_meta(net: Network) -> dict:
     }
 
 
+def network_spec(meta: dict) -> tuple[Architecture, Hyper, Widths]:
+    """Architecture, hyper-parameters and widths of a :func:`network_meta` record, validated.
+
+    A malformed record raises ``KeyError``/``TypeError``/``ValueError``
+    (``AttributeError`` for a wrong container); invalid values a
+    :class:`~neurochip.errors.UserError`.  Callers turn these into their own
+    file error (checkpoint, Lava export).
+    """
+    arch = Architecture.parse(meta["arch"])
+    hyper_d = dict(meta["hyper"])
+    hyper_d["lrs"] = tuple(hyper_d["lrs"])
+    hyper = Hyper(**hyper_d)
+    widths = Widths(**meta["widths"])
+    hyper.validate(arch.n_layers)
+    widths.validate()
+    return arch, hyper, widths
+
+
 def _new_file_mode(path: str) -> int:
     """Mode for the file we are about to (re)place: the old file's, else 0o666 & ~umask."""
     try:
@@ -215,13 +233,7 @@ def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network,
         raise CheckpointError(f"checkpoint {path}: format version {meta.get('version')!r} "
                               f"is not supported (this neurochip reads version {VERSION})")
     try:
-        arch = Architecture.parse(meta["arch"])
-        hyper_d = dict(meta["hyper"])
-        hyper_d["lrs"] = tuple(hyper_d["lrs"])
-        hyper = Hyper(**hyper_d)
-        widths = Widths(**meta["widths"])
-        hyper.validate(arch.n_layers)
-        widths.validate()
+        arch, hyper, widths = network_spec(meta)
         check_seed(meta["seed"])
         exps = [_int(e, "weight_exp", path, lo=None) for e in meta["weight_exp"]]
         updates = _int(meta.get("updates", 0), "updates", path)

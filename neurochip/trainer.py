@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import learning
-from .core import N_COUNTS, PHASES, COUNT_NAMES, BatchResult, CoreNet, M_KIND, KIND_CONV, M_IS_MAX
+from .core import (N_COUNTS, PHASES, COUNT_NAMES, BatchResult, CoreLayout, CoreNet, M_KIND, KIND_CONV,
+                   M_IS_MAX)
 from .network import Network
 
 
@@ -34,23 +35,33 @@ class NumbaBackend:
 
     def layer_traces(self, res: BatchResult) -> list[learning.LayerTraces]:
         """Canonical per-layer traces (index 0 = input) from a batch result."""
-        lay, arch = self.core.layout, self.net.arch
-        shapes = [arch.input_shape] + arch.state_shapes()
-        plus = lay.split(res.traces[:, 0].astype(np.int64))
-        minus = lay.split(res.traces[:, 1].astype(np.int64))
-        bsz = res.traces.shape[0]
-        out = []
-        for l, shp in enumerate(shapes):
-            lt = learning.LayerTraces(plus[l].reshape((bsz,) + tuple(shp)),
-                                      minus[l].reshape((bsz,) + tuple(shp)))
-            if l > 0 and lay.meta[l, M_KIND] == KIND_CONV and lay.meta[l, M_IS_MAX]:
-                o, n = int(self.core.pool_offs[l]), lay.sizes[l]
-                ip = lay.to_canonical(l, res.pool_idx[:, 0, o:o + n])
-                im = lay.to_canonical(l, res.pool_idx[:, 1, o:o + n])
-                lt.idx_plus = ip.reshape((bsz,) + tuple(shp))
-                lt.idx_minus = im.reshape((bsz,) + tuple(shp))
-            out.append(lt)
-        return out
+        return layer_traces(self.net, self.core.layout, res, self.core.pool_offs)
+
+
+def layer_traces(net: Network, layout: CoreLayout, res: BatchResult,
+                 pool_offs=None) -> list[learning.LayerTraces]:
+    """Canonical per-layer traces (index 0 = input) of a batch result in internal order.
+
+    Every backend's ``layer_traces``: ``layout`` is the core's
+    :class:`~neurochip.core.CoreLayout` of ``net``; ``pool_offs`` (per layer,
+    the offset of its max-pool argmax slots in ``res.pool_idx``, as
+    ``CoreNet.pool_offs``) is needed only by max-pool conv layers.
+    """
+    arch = net.arch
+    shapes = [arch.input_shape] + arch.state_shapes()
+    plus = layout.split(res.traces[:, 0].astype(np.int64))
+    minus = layout.split(res.traces[:, 1].astype(np.int64))
+    bsz = res.traces.shape[0]
+    out = []
+    for l, shp in enumerate(shapes):
+        shp = (bsz,) + tuple(shp)
+        lt = learning.LayerTraces(plus[l].reshape(shp), minus[l].reshape(shp))
+        if l > 0 and layout.meta[l, M_KIND] == KIND_CONV and layout.meta[l, M_IS_MAX]:
+            o, n = int(pool_offs[l]), layout.sizes[l]
+            lt.idx_plus = layout.to_canonical(l, res.pool_idx[:, 0, o:o + n]).reshape(shp)
+            lt.idx_minus = layout.to_canonical(l, res.pool_idx[:, 1, o:o + n]).reshape(shp)
+        out.append(lt)
+    return out
 
 
 def make_backend(net: Network, name: str = "numba", **kwargs):

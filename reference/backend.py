@@ -15,6 +15,7 @@ import numpy as np
 from neurochip import learning
 from neurochip.core import BatchResult, CoreLayout, KIND_CONV, M_IS_MAX, M_KIND, M_SIZE
 from neurochip.network import Network
+from neurochip.trainer import layer_traces
 
 from .mirror import Mirror, MirrorResult
 
@@ -76,18 +77,4 @@ class TorchBackend:
 
     def layer_traces(self, res: BatchResult) -> list[learning.LayerTraces]:
         """Canonical per-layer traces (index 0 = input), as ``NumbaBackend.layer_traces``."""
-        lay, arch = self.layout, self.net.arch
-        shapes = [arch.input_shape] + arch.state_shapes()
-        plus = lay.split(res.traces[:, 0].astype(np.int64))
-        minus = lay.split(res.traces[:, 1].astype(np.int64))
-        bsz = res.traces.shape[0]
-        out = []
-        for l, shp in enumerate(shapes):
-            shp = (bsz,) + tuple(shp)
-            lt = learning.LayerTraces(plus[l].reshape(shp), minus[l].reshape(shp))
-            if l > 0 and lay.meta[l, M_KIND] == KIND_CONV and lay.meta[l, M_IS_MAX]:
-                o, n = int(self.pool_offs[l]), lay.sizes[l]
-                lt.idx_plus = lay.to_canonical(l, res.pool_idx[:, 0, o:o + n]).reshape(shp)
-                lt.idx_minus = lay.to_canonical(l, res.pool_idx[:, 1, o:o + n]).reshape(shp)
-            out.append(lt)
-        return out
+        return layer_traces(self.net, self.layout, res, self.pool_offs)

@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 
 try:   # lava-nc 0.10 needs Python 3.10: on 3.11+ its import raises (not only ImportError)
+    from mapping.builder import _allow_lava_fork
+    _allow_lava_fork()     # another test may have fixed the start method already
+    import lava.magma.core.process.process  # noqa: F401  (sets 'fork' at collection)
     import lava.magma.core.run_configs  # noqa: F401
 except Exception as exc:  # pragma: no cover - environment dependent
     pytest.skip(f"lava-nc is not importable here: {exc.__class__.__name__}: {exc}",

@@ -134,6 +134,31 @@ class _Schedule:
         self.counts[ph, K_EVENTS_FWD] += ev[0]
         self.counts[ph, K_EVENTS_FB] += ev[1]
 
+    def _end_of_step(self, t, ph, s, dec, latched):
+        """Record the phase's end state, snapshot after ``T1``, latch the traces.
+
+        ``s``/``dec``: what ``rec`` holds as state and decoder; ``latched``: the
+        value the traces latch; ``SNAPSHOT`` names the (Var, snapshot Var) pairs.
+        """
+        if t in (self.t1, self.t1 + self.t2, self.t1 + 2 * self.t2):
+            self.rec[ph, REC_S] = s
+            self.rec[ph, REC_DEC] = dec
+            self.rec[ph, REC_PSI] = self.psi
+            self.rec[ph, REC_ENC_PREV] = self.enc_prev
+        if self.train:
+            if t == self.t1:
+                for var, snap in self.SNAPSHOT:
+                    getattr(self, snap)[:] = getattr(self, var)
+            elif t == self.t1 + self.t2:
+                self.trace[0] = _latch(latched, self.trace_max, self.state_bits)
+            elif t == self.t1 + 2 * self.t2:
+                self.trace[1] = _latch(latched, self.trace_max, self.state_bits)
+
+    def _restore(self):
+        """The complete free state of step ``T1``, at the first -beta step."""
+        for var, snap in self.SNAPSHOT:
+            getattr(self, var)[:] = getattr(self, snap)
+
     def _encode_and_send(self, t, ph, a):
         """Encoder of every neuron (``a`` = new state or the clamped input)."""
         p, q = _encode(self.psi.astype(np.int64), a, self.enc_prev.astype(np.int64), self.lam_q,
@@ -163,6 +188,8 @@ class PyEPEncoderFixed(_Schedule, PyLoihiProcessModel):
     rec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
+    SNAPSHOT = (("psi", "snap_psi"), ("enc_prev", "snap_enc"))
+
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self._setup(proc_params)
@@ -175,23 +202,10 @@ class PyEPEncoderFixed(_Schedule, PyLoihiProcessModel):
             self.enc_prev[:] = 0
             self.counts[:] = 0
         if self.train and t == self.t1 + self.t2 + 1:
-            self.psi[:] = self.snap_psi
-            self.enc_prev[:] = self.snap_enc
+            self._restore()
         x = self.x.astype(np.int64)
         self._encode_and_send(t, ph, x)
-        if t in (self.t1, self.t1 + self.t2, self.t1 + 2 * self.t2):
-            self.rec[ph, REC_S] = x
-            self.rec[ph, REC_DEC] = 0
-            self.rec[ph, REC_PSI] = self.psi
-            self.rec[ph, REC_ENC_PREV] = self.enc_prev
-        if self.train:
-            if t == self.t1:
-                self.snap_psi[:] = self.psi
-                self.snap_enc[:] = self.enc_prev
-            elif t == self.t1 + self.t2:
-                self.trace[0] = _latch(x, self.trace_max, self.state_bits)
-            elif t == self.t1 + 2 * self.t2:
-                self.trace[1] = _latch(x, self.trace_max, self.state_bits)
+        self._end_of_step(t, ph, x, 0, x)
 
 
 @implements(proc=EPNeuron, protocol=LoihiProtocol)
@@ -217,6 +231,9 @@ class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
     rec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
+    SNAPSHOT = (("s", "snap_s"), ("dec", "snap_dec"), ("psi", "snap_psi"),
+                ("enc_prev", "snap_enc"))
+
     def __init__(self, proc_params):
         super().__init__(proc_params)
         self._setup(proc_params)
@@ -241,10 +258,7 @@ class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
                 self.in_fwd[:] = u_fwd
                 self.in_fb[:] = u_fb
             elif t == self.t1 + self.t2 + 1:   # restore the complete free state
-                self.s[:] = self.snap_s
-                self.dec[:] = self.snap_dec
-                self.psi[:] = self.snap_psi
-                self.enc_prev[:] = self.snap_enc
+                self._restore()
                 u_fwd = self.in_fwd.astype(np.int64)
                 u_fb = self.in_fb.astype(np.int64)
         beta_q = (0, self.beta_q, -self.beta_q)[ph]
@@ -267,18 +281,4 @@ class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
         self.dec[:] = d_s
         self.s[:] = s_new
         self._encode_and_send(t, ph, s_new)
-        if t in (self.t1, self.t1 + self.t2, self.t1 + 2 * self.t2):
-            self.rec[ph, REC_S] = self.s
-            self.rec[ph, REC_DEC] = self.dec
-            self.rec[ph, REC_PSI] = self.psi
-            self.rec[ph, REC_ENC_PREV] = self.enc_prev
-        if self.train:
-            if t == self.t1:
-                self.snap_s[:] = self.s
-                self.snap_dec[:] = self.dec
-                self.snap_psi[:] = self.psi
-                self.snap_enc[:] = self.enc_prev
-            elif t == self.t1 + self.t2:
-                self.trace[0] = _latch(s_new, self.trace_max, self.state_bits)
-            elif t == self.t1 + 2 * self.t2:
-                self.trace[1] = _latch(s_new, self.trace_max, self.state_bits)
+        self._end_of_step(t, ph, self.s, self.dec, s_new)
