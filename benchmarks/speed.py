@@ -167,6 +167,13 @@ def _fmt_ms(seconds: float) -> str:
     return f"{1e3 * seconds:9.3f} ms"
 
 
+def _fmt_rate(per_s: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if per_s >= scale:
+            return f"{per_s / scale:.2f} {unit}"
+    return f"{per_s:.0f} "
+
+
 def _summary(rows: list[dict], n: int) -> dict:
     """Per-sample medians of timed rows over a batch of ``n`` samples."""
     out = {k: _median(rows, k) / n for k in rows[0] if k != "events"}
@@ -498,6 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-startup", dest="startup", action="store_false")
     p.add_argument("--cold-start", action="store_true",
                    help="also time the first run with an empty Numba cache (compiles everything)")
+    p.add_argument("--sections", default="12345",
+                   help="which parts to run: 1 core vs torch, 2 Lava, 3 time vs events, "
+                        "4 threads, 5 start-up")
     p.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
     p.add_argument("--json", metavar="PATH", default=None, help="write every figure as JSON")
     return p
@@ -546,6 +556,28 @@ def main(argv=None) -> int:
           f"T1={h.t1} T2={h.t2}, minibatch {bsz}, {args.threads} threads, "
           f"{os.cpu_count()} CPUs, load average {load_before}")
 
+    if "1" in args.sections:
+        report_core_vs_torch(net0, x, y, args, result)
+    if "2" in args.sections and args.lava:
+        report_lava(args, result)
+    if "3" in args.sections:
+        report_scaling(net0, x, y, args, result)
+    if "4" in args.sections:
+        report_threads(net0, x, y, args, result)
+    if "5" in args.sections and args.startup:
+        report_startup(args, result)
+    result["machine"]["load_average_after"] = _load_avg()
+    result["seconds"] = round(time.perf_counter() - t_start, 1)
+    print(f"\nload average after: {result['machine']['load_average_after']}; "
+          f"benchmark took {result['seconds']:.0f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2, default=float)
+            fh.write("\n")
+    return 0
+
+
+def report_core_vs_torch(net0, x, y, args, result) -> None:
     print("\n[1] one training sample / one inference: Numba core vs PyTorch reference (CPU)")
     r1 = bench_core_vs_torch(net0, x, y, args)
     result["core_vs_torch"] = r1
@@ -564,7 +596,7 @@ def main(argv=None) -> int:
         extra = (f"{_fmt_ms(s['simulate'])} {_fmt_ms(s['learning'])} {_fmt_ms(s['refresh'])}"
                  if mode == "train" else f"{'':13s}{'':13s}{'':13s}")
         print(f"  {who:8s}{mode:11s}{_fmt_ms(s['total']):>14s} {extra}"
-              f"{s['events_per_sample']:15,.0f}{s['events_per_second'] / 1e9:10.2f} G")
+              f"{s['events_per_sample']:15,.0f}{_fmt_rate(s['events_per_second']):>12s}")
     if "core_vs_torch_train_ratio" in r1:
         result["core_vs_torch_train_ratio"] = r1["core_vs_torch_train_ratio"]
         result["core_vs_torch_inference_ratio"] = r1["core_vs_torch_inference_ratio"]
@@ -578,27 +610,30 @@ def main(argv=None) -> int:
               f"{r1['core_vs_torch_inference_ratio']:.1f}x; identical weights after every "
               f"update: {'yes' if r1['torch_same_weights'] else 'NO'}")
 
-    if args.lava:
-        print(f"\n[2] small network in Lava ({args.lava_preset}, one sample at a time, core on 1 thread)")
-        r2 = bench_lava(args)
-        result["lava"] = r2
-        if "skipped" in r2:
-            print(f"  skipped: {r2['skipped']}")
-        else:
-            for who in ("core", "lava"):
-                print(f"  {who:6s} train {_fmt_ms(r2[who + '_train']['total'])}/sample "
-                      f"(simulate {_fmt_ms(r2[who + '_train']['simulate'])}, refresh "
-                      f"{_fmt_ms(r2[who + '_train']['refresh'])}), inference "
-                      f"{_fmt_ms(r2[who + '_inference']['total'])}/sample, "
-                      f"{r2[who + '_train']['events_per_second'] / 1e6:,.1f} M events/s")
-            result["lava_vs_core_train_ratio"] = r2["lava_vs_core_train_ratio"]
-            result["lava_vs_core_inference_ratio"] = r2["lava_vs_core_inference_ratio"]
-            print(f"  ratio lava / core: training sample {r2['lava_vs_core_train_ratio']:.0f}x, "
-                  f"inference {r2['lava_vs_core_inference_ratio']:.0f}x; Lava start-up "
-                  f"{r2['lava_first_train_sample_s']:.1f} s (train) / "
-                  f"{r2['lava_first_inference_s']:.1f} s (inference); identical weights: "
-                  f"{'yes' if r2['same_weights'] else 'NO'}")
 
+def report_lava(args, result) -> None:
+    print(f"\n[2] small network in Lava ({args.lava_preset}, one sample at a time, core on 1 thread)")
+    r2 = bench_lava(args)
+    result["lava"] = r2
+    if "skipped" in r2:
+        print(f"  skipped: {r2['skipped']}")
+    else:
+        for who in ("core", "lava"):
+            print(f"  {who:6s} train {_fmt_ms(r2[who + '_train']['total'])}/sample "
+                  f"(simulate {_fmt_ms(r2[who + '_train']['simulate'])}, refresh "
+                  f"{_fmt_ms(r2[who + '_train']['refresh'])}), inference "
+                  f"{_fmt_ms(r2[who + '_inference']['total'])}/sample, "
+                  f"{_fmt_rate(r2[who + '_train']['events_per_second'])}events/s")
+        result["lava_vs_core_train_ratio"] = r2["lava_vs_core_train_ratio"]
+        result["lava_vs_core_inference_ratio"] = r2["lava_vs_core_inference_ratio"]
+        print(f"  ratio lava / core: training sample {r2['lava_vs_core_train_ratio']:.0f}x, "
+              f"inference {r2['lava_vs_core_inference_ratio']:.0f}x; Lava start-up "
+              f"{r2['lava_first_train_sample_s']:.1f} s (train) / "
+              f"{r2['lava_first_inference_s']:.1f} s (inference); identical weights: "
+              f"{'yes' if r2['same_weights'] else 'NO'}")
+
+
+def report_scaling(net0, x, y, args, result) -> None:
     print("\n[3] core time per training sample (simulation; 1 thread, CPU time) vs synaptic events")
     r3 = bench_scaling(net0, x, y, args)
     result["spike_scaling"] = r3
@@ -613,6 +648,9 @@ def main(argv=None) -> int:
               f"events (R^2 {f['r2']:.3f}); events x{er[1] / max(er[0], 1):.2f} -> time "
               f"x{tr[1] / max(tr[0], 1e-9):.2f}")
 
+
+def report_threads(net0, x, y, args, result) -> None:
+    bsz = len(y)
     print(f"\n[4] Numba threads on a minibatch of {bsz} (training)")
     r4 = bench_threads(net0, x, y, args)
     result["threads"] = r4
@@ -627,31 +665,22 @@ def main(argv=None) -> int:
               f"{_fmt_ms(r4['train_step_s']['1'])}, 2 threads {_fmt_ms(r4['train_step_s']['2'])}"
               f" -> {r4['threads_speedup_train_step']:.2f}x")
 
-    if args.startup:
-        print("\n[5] start-up of `python -m neurochip.run --bits 8` (until its first training batch)")
-        r5 = bench_startup(args)
-        result["startup"] = r5
-        for k in ("cold_cache", "cold_cache_second_run", "first_run", "second_run"):
-            if k in r5:
-                v = r5[k]
-                if v.get("first_update_s") is None:
-                    print(f"  {k:22s} did not start: {v.get('stderr_tail', '')}")
-                else:
-                    print(f"  {k:22s} training starts after {v['ready_s']:5.2f} s, first update "
-                          f"done after {v['first_update_s']:5.2f} s")
-        if r5["second_run"].get("ready_s") is not None:
-            result["startup_second_run_s"] = r5["second_run"]["ready_s"]
-            result["startup_second_run_first_update_s"] = r5["second_run"]["first_update_s"]
 
-    result["machine"]["load_average_after"] = _load_avg()
-    result["seconds"] = round(time.perf_counter() - t_start, 1)
-    print(f"\nload average after: {result['machine']['load_average_after']}; "
-          f"benchmark took {result['seconds']:.0f} s")
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2, default=float)
-            fh.write("\n")
-    return 0
+def report_startup(args, result) -> None:
+    print("\n[5] start-up of `python -m neurochip.run --bits 8` (until its first training batch)")
+    r5 = bench_startup(args)
+    result["startup"] = r5
+    for k in ("cold_cache", "cold_cache_second_run", "first_run", "second_run"):
+        if k in r5:
+            v = r5[k]
+            if v.get("first_update_s") is None:
+                print(f"  {k:22s} did not start: {v.get('stderr_tail', '')}")
+            else:
+                print(f"  {k:22s} training starts after {v['ready_s']:5.2f} s, first update "
+                      f"done after {v['first_update_s']:5.2f} s")
+    if r5["second_run"].get("ready_s") is not None:
+        result["startup_second_run_s"] = r5["second_run"]["ready_s"]
+        result["startup_second_run_first_update_s"] = r5["second_run"]["first_update_s"]
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ integer below 2**53 (asserted), which makes them exact and BLAS-fast.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,6 +85,45 @@ def _windows(x: np.ndarray, h: int, w: int, kernel: int, y0: int = 0, x0: int = 
     return view.reshape(bsz * h * w, ci * kernel * kernel)
 
 
+SMALL_GEMM = 1 << 25   # multiply-adds up to which a product runs on one BLAS thread
+_blas = None            # threadpoolctl controller (False: not available)
+
+
+def _one_blas_thread():
+    """A context limiting BLAS to one thread (a no-op without threadpoolctl).
+
+    The contrastive products of a CPU-sized minibatch take a millisecond or
+    two; waking BLAS threads for them, right after the core's own threads,
+    makes them several times slower on a busy machine (measured: 2.5 ms
+    single-threaded vs 4-9 ms threaded, ``docs/speed.md``).
+    """
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas = ThreadpoolController()
+        except Exception:       # pragma: no cover - threadpoolctl comes with scikit-learn
+            _blas = False
+    if _blas is False:
+        return contextlib.nullcontext()
+    return _blas.limit(limits=1, user_api="blas")
+
+
+def _exact_tn(lhs_t: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """``lhs_t.T @ rhs`` (int64) of integer matrices, through one float64 GEMM.
+
+    Exact because every term and every partial sum, in any order of
+    summation, is an integer of magnitude below ``2**53`` (the callers assert
+    the bound).  Small products run on one BLAS thread, large ones threaded.
+    """
+    a = np.asarray(lhs_t, np.float64)
+    b = np.asarray(rhs, np.float64)
+    if a.shape[0] * a.shape[1] * b.shape[1] <= SMALL_GEMM:
+        with _one_blas_thread():
+            return (a.T @ b).astype(np.int64)
+    return (a.T @ b).astype(np.int64)
+
+
 def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: int,
                      conv_hw: tuple[int, int], trace_max: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, Gb)`` of a conv layer: ``G (Co, Ci, K, K)`` and ``Gb (Co,)``, int64.
@@ -93,9 +133,9 @@ def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: 
     window (avg), ``sum_{r,c} post[o,r,c] * S[i,2r+u,2c+v]`` where ``S`` is the
     2x2 box sum of the padded pre map; with max-pool, one such product per
     window position ``(m, n)`` with the post masked to its argmax.  Both are
-    one float64 GEMM (``+`` and ``-`` phases stacked, the minus post negated)
-    whose terms are integers with absolute sum below ``2**53`` (asserted), so
-    every partial sum, in any order, is exact.
+    one matrix product (``+`` and ``-`` phases stacked, the minus post
+    negated) of integers whose absolute sum is below ``2**53`` (asserted),
+    so every partial sum, in any order, is exact (:func:`_exact_tn`).
     """
     hc, wc = conv_hw
     bsz, co, h, w = post.plus.shape
@@ -103,21 +143,20 @@ def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: 
     _check_bound(2.0 * bsz * hc * wc * trace_max * trace_max)
     pad = ((0, 0), (0, 0), (padding, padding), (padding, padding))
     lhs, rhs = [], []
-    for sign, pre_t, post_t, idx in ((1.0, pre.plus, post.plus, post.idx_plus),
-                                     (-1.0, pre.minus, post.minus, post.idx_minus)):
-        pp = np.pad(np.asarray(pre_t, np.float64), pad)
-        pt = np.asarray(post_t, np.float64).transpose(1, 0, 2, 3)      # (Co, B, h, w)
+    for sign, pre_t, post_t, idx in ((1, pre.plus, post.plus, post.idx_plus),
+                                     (-1, pre.minus, post.minus, post.idx_minus)):
+        pp = np.pad(np.asarray(pre_t, np.int64), pad)
+        pt = np.asarray(post_t, np.int64).transpose(0, 2, 3, 1)      # (B, h, w, Co)
         if idx is None:
             box = pp[:, :, :-1, :-1] + pp[:, :, 1:, :-1] + pp[:, :, :-1, 1:] + pp[:, :, 1:, 1:]
-            lhs.append((sign * pt).reshape(co, -1))
+            lhs.append((sign * pt).reshape(-1, co))
             rhs.append(_windows(box, h, w, kernel))
         else:
-            it = np.asarray(idx).transpose(1, 0, 2, 3)
+            it = np.asarray(idx).transpose(0, 2, 3, 1)
             for mn in range(4):
-                lhs.append(np.where(it == mn, sign * pt, 0.0).reshape(co, -1))
+                lhs.append(np.where(it == mn, sign * pt, 0).reshape(-1, co))
                 rhs.append(_windows(pp, h, w, kernel, mn >> 1, mn & 1))
-    g = np.concatenate(lhs, axis=1) @ np.concatenate(rhs, axis=0)
-    grads = g.astype(np.int64).reshape(co, ci, kernel, kernel)
+    grads = _exact_tn(np.concatenate(lhs), np.concatenate(rhs)).reshape(co, ci, kernel, kernel)
     gb = (post.plus.astype(np.int64) - post.minus).sum(axis=(0, 2, 3))
     return grads, gb
 
@@ -125,14 +164,14 @@ def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: 
 def contrastive_fc(pre: LayerTraces, post: LayerTraces, trace_max: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, Gb)`` of an FC layer: ``G (out, in)`` and ``Gb (out,)``, int64.
 
-    One float64 GEMM of the stacked phases (minus negated), exact as above.
+    One matrix product of the stacked phases (minus negated), exact as above.
     """
     bsz = post.plus.shape[0]
     _check_bound(2.0 * bsz * trace_max * trace_max)
-    lhs = np.concatenate([np.asarray(post.plus, np.float64), -np.asarray(post.minus, np.float64)])
-    rhs = np.concatenate([np.asarray(pre.plus, np.float64).reshape(bsz, -1),
-                          np.asarray(pre.minus, np.float64).reshape(bsz, -1)])
-    g = (lhs.T @ rhs).astype(np.int64)
+    lhs = np.concatenate([np.asarray(post.plus, np.int64), -np.asarray(post.minus, np.int64)])
+    rhs = np.concatenate([np.asarray(pre.plus, np.int64).reshape(bsz, -1),
+                          np.asarray(pre.minus, np.int64).reshape(bsz, -1)])
+    g = _exact_tn(lhs, rhs)
     gb = (post.plus.astype(np.int64) - post.minus).sum(axis=0)
     return g, gb
 

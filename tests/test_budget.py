@@ -281,24 +281,50 @@ def test_fit_fc_by_hand():
     assert bad["layers"][1]["infeasible"] == ["fan_in"]
     l2 = chp.check_fit(net, "loihi2")
     assert l2["unchecked"] == ["fan_in", "fan_out"]
+    assert fit["storage"] == l2["storage"] == "fused"
+    assert fit["layers"][2]["binding"] == "population"      # 10 neurons on one core
+    assert fit["layers"][1]["synapse_bits_in"] == {"fwd": 8, "fb": 8}
+
+
+def test_fit_synapse_storage_model():
+    """The storage model sets the stored bits only; too-wide synapses stored split are a note."""
+    net = _net("1x12x12:c4k3-f10")          # fused avg-pool kernel: 10 bits > Loihi's 9
+    fused = chp.check_fit(net, "loihi")
+    assert fused["layers"][1]["synapse_bits_in"]["fwd"] == 10
+    assert [v["severity"] for v in fused["violations"] if v["code"] == "WeightWidthExceeded"] \
+        == ["violation"]
+    split = chp.SynapseStorage("split16", "16 bits when wider than the format",
+                               lambda need, fmt: 16 if fmt is not None and need > fmt else need)
+    fit = chp.check_fit(net, "loihi", split)
+    assert fit["storage"] == "split16" and fit["layers"][1]["synapse_bits_in"]["fwd"] == 16
+    assert fit["layers"][2]["synapse_bits_in"] == {"fwd": 8}
+    assert not [v for v in fit["violations"] if v["code"] == "WeightWidthExceeded"]
+    assert [v["severity"] for v in fit["violations"] if v["code"] == "WeightSplit"] == ["note"]
+    # memory of layer 1 scales with the stored width (forward 16 bits + feedback 8 bits)
+    r = fit["layers"][1]
+    small = chp.check_fit(net, chp.LOIHI.with_limits(synapse_bits_per_core=4000), split)
+    assert small["layers"][1]["max_per_core"]["synapse_bits"] <= 4000
+    assert small["layers"][1]["cores"] > r["cores"]
+    assert small["limits"]["synapse_bits_per_core"]["grade"] == "D"
 
 
 @pytest.mark.parametrize("arch", ["1x8x8:c8k3p1-c16k3p1-f10", "1x12x12:c4k3-c6k2p1-f12-f10"])
 @pytest.mark.parametrize("chip", ["loihi", "loihi2"])
-def test_fit_loads_brute_force(arch, chip):
+@pytest.mark.parametrize("storage", ["fused", "double"])
+def test_fit_loads_brute_force(arch, chip, storage):
     """Per-core loads of the chosen split, recounted from neuron-level connectivity."""
     net = _net(arch)
     prof = chp.CHIPS[chip]
     # shrink the chip so that the small net needs several cores per layer
-    prof = dataclasses.replace(prof, neurons_per_core=dataclasses.replace(prof.neurons_per_core, value=40))
     if prof.synapse_bits_per_core is not None:
-        prof = dataclasses.replace(prof, synapse_bits_per_core=dataclasses.replace(
-            prof.synapse_bits_per_core, value=6000), fan_in_axons=dataclasses.replace(
-            prof.fan_in_axons, value=150), fan_out_axons=dataclasses.replace(prof.fan_out_axons, value=300))
+        prof = prof.with_limits(neurons_per_core=40, synapse_bits_per_core=6000, fan_in_axons=150,
+                                fan_out_axons=300)
     else:
-        prof = dataclasses.replace(prof, memory_bits_per_core=dataclasses.replace(
-            prof.memory_bits_per_core, value=12000))
-    fit = chp.check_fit(net, prof)
+        prof = prof.with_limits(neurons_per_core=40, memory_bits_per_core=12000)
+    stored = (lambda need: need) if storage == "fused" else (lambda need: 2 * need)
+    if storage == "double":       # any storage model: stored bits per synapse, the rest the same
+        storage = chp.SynapseStorage("double", "twice the needed bits", lambda need, fmt: 2 * need)
+    fit = chp.check_fit(net, prof, storage)
     lay = CoreLayout.build(net)
     sizes = lay.sizes
     L = net.arch.n_layers
@@ -309,7 +335,7 @@ def test_fit_loads_brute_force(arch, chip):
         m = np.kron(pr.mpos, np.ones((pr.c_dst, pr.c_src), bool))
         ref = (fwd if pr.direction == "fwd" else fb)[pr.src]
         assert np.array_equal(lay.to_canonical(pr.src, m.sum(axis=0)), ref)
-        conn[pr.src, pr.dst] = (m, pr.weight_bits)
+        conn[pr.src, pr.dst] = (m, stored(pr.weight_bits))
     starts = fit["_starts"]
     core_of = {l: np.searchsorted(starts[l], np.arange(sizes[l]), side="right") - 1
                for l in range(L + 1)}
@@ -418,6 +444,8 @@ def test_report_keys_and_consistency(digits_report, tmp_path):
     for chip in ("loihi", "loihi2"):
         assert rep["chips"][chip]["cores"] >= net.arch.n_layers + 1
         assert rep["chips"][chip]["binding_limit"]
+        assert rep["chips"][chip]["storage"] == "fused"
+    assert "synapses fused" in format_table(rep, short=True)
     se = rep["per_sample"]["synaptic_events"]
     ev = counts[..., K_EVENTS_FWD] + counts[..., K_EVENTS_FB]
     assert [se["free"], se["plus"], se["minus"], se["total"]] == \

@@ -157,10 +157,37 @@ def test_resources_binding_limits_and_errors():
     rep2 = check_resources(net, "loihi2")       # fan-in/out unpublished: unchecked
     assert rep2.fits and rep2.binding == "synaptic_memory"
     assert rep2.total_cores == sum(r.cores for r in rep2.layers)
-    small = dataclasses.replace(LOIHI, name="tiny", neurons_per_core=100)
+    small = LOIHI.with_limits("tiny", neurons_per_core=100)
     rep3 = check_resources(_net("digits"), small)
     assert rep3.layers[1].binding == "compartments" and rep3.layers[1].cores == 6
-    assert rep3.layers[1].neurons_per_core == 100
+    assert rep3.layers[1].neurons_per_core == 100 and rep3.layers[1].alone["compartments"] == 6
+    assert rep3.lines()[0].startswith("tiny: 8 cores") and "synapse storage: mapped" in rep3.lines()[0]
     for r in rep3.layers:     # every reported load is within its limit
         assert r.neurons_per_core <= 100 and r.syn_bytes_per_core <= r.syn_bytes_limit
         assert r.fan_in_per_core <= 4096 and r.fan_out_per_core <= 4096
+
+
+def test_resources_are_the_budget_fit_with_mapped_synapses():
+    """One fit: check_resources == chips.check_fit(storage='mapped'); 'fused' differs only in bits."""
+    from neurochip.budget import chips as chp
+    net = _net("mnist-small")
+    for prof in ("loihi", "loihi2"):
+        rep = check_resources(net, prof)
+        fit = chp.check_fit(net, prof, "mapped")
+        assert rep.storage == fit["storage"] == "mapped"
+        assert rep.total_cores == fit["cores"] and [r.cores for r in rep.layers] == \
+            [r["cores"] for r in fit["layers"]]
+        # the fused kernel (10 bits) is two 8-bit digit synapses as mapped, 10 bits fused
+        assert rep.layers[1].synapse_bits["forward"] == 16
+        fused = chp.check_fit(net, prof)
+        assert fused["storage"] == "fused" and fused["layers"][1]["synapse_bits_in"]["fwd"] == 10
+        assert fused["cores"] < fit["cores"]
+        codes = {v["code"] for v in fit["violations"]}
+        assert "WeightWidthExceeded" not in codes and "WeightSplit" in codes
+        assert "WeightWidthExceeded" in {v["code"] for v in fused["violations"]}
+    # the ResourceError is the fit's FanInExceeded violation
+    p = get_preset("paper-mnist")
+    big = Network.create(p.arch, p.hyper, p.widths, seed=0)
+    v = next(v for v in chp.check_fit(big, "loihi", "mapped")["violations"]
+             if v["code"] == "FanInExceeded")
+    assert (v["layer"], v["limit"], v["needed"], v["available"]) == (3, "fan_in", 6410, 4096)

@@ -120,6 +120,18 @@ def reference(tmp_path_factory):
     return json.loads((d / "ref.json").read_text())
 
 
+# long enough (240 updates) that a signal sent after the first checkpoint lands while training
+LONG = ["--epochs", "20", "--train-samples", "240", "--test-samples", "40", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def reference_long(tmp_path_factory):
+    d = tmp_path_factory.mktemp("reference_long")
+    r = _cli(LONG + ["--json", d / "ref.json"], d)
+    assert r.returncode == 0, r.stderr
+    return json.loads((d / "ref.json").read_text())
+
+
 # --------------------------------------------------------- atomic checkpoints
 def test_atomic_write_failure_leaves_old_file_and_no_temp(tmp_path, monkeypatch):
     import neurochip.checkpoint as ck_mod
@@ -229,14 +241,14 @@ def test_resume_from_every_kind_of_position_is_exact(tmp_path, monkeypatch, caps
     capsys.readouterr()
 
 
-def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_path):
+def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference_long, tmp_path):
     seed = int(os.environ.get("NEUROCHIP_KILL_SEED", time.time_ns() % (1 << 32)))
     rng = random.Random(seed)
     note = f"(NEUROCHIP_KILL_SEED={seed})"
     ck = tmp_path / "ck.npz"
     kills = []
     # 1. a fresh run, killed at a random moment after its first checkpoint
-    p = _popen(COMMON + ["--save", ck, "--checkpoint-every", "1"], tmp_path)
+    p = _popen(LONG + ["--save", ck, "--checkpoint-every", "1"], tmp_path)
     try:
         _wait(lambda: _position(ck), p, 120, "the first checkpoint " + note)
         time.sleep(rng.uniform(0.0, 0.8))
@@ -247,7 +259,7 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
         _reap(p)
     first = _position(ck)
     # 2. resumed, and killed again once it has made progress
-    if first[0] < 2 * N_BATCHES:
+    if first[0] < 20 * N_BATCHES:
         p = _popen(["--resume", ck, "--checkpoint-every", "1", "--quiet"], tmp_path)
         try:
             _wait(lambda: (_position(ck) or (0,))[0] > first[0], p, 120, "progress after resume " + note)
@@ -264,20 +276,20 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference, tmp_p
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / "out.json").read_text())
     print(f"killed at (updates, epoch, batch) {first} then {second} {note}")
-    _same_results(reference, out)
+    _same_results(reference_long, out)
     assert out["debug"]["enabled"] and out["debug"]["batches_checked"] > 0   # conftest's NEUROCHIP_DEBUG
     assert not list(tmp_path.glob(".tmp-*")), "temporary files of the killed writers remain"
     # 4. --resume of the finished run only evaluates, with the same figures
     r = _cli(["--resume", ck, "--json", tmp_path / "again.json", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
     again = json.loads((tmp_path / "again.json").read_text())
-    _same_results(reference, again)
+    _same_results(reference_long, again)
     assert again["debug"]["updates_checked"] == 0
 
 
-def test_sigint_saves_checkpoint_exits_130_and_resumes_exactly(reference, tmp_path):
+def test_sigint_saves_checkpoint_exits_130_and_resumes_exactly(reference_long, tmp_path):
     ck = tmp_path / "ck.npz"
-    p = _popen(COMMON + ["--save", ck, "--checkpoint-every", "1"], tmp_path, text=True)
+    p = _popen(LONG + ["--save", ck, "--checkpoint-every", "1"], tmp_path, text=True)
     try:
         _wait(lambda: _position(ck), p, 120, "the first checkpoint")
         time.sleep(random.uniform(0.0, 0.4))
@@ -291,9 +303,10 @@ def test_sigint_saves_checkpoint_exits_130_and_resumes_exactly(reference, tmp_pa
     assert str(ck) in lines[0] and f"--resume {ck}" in lines[0], lines[0]
     assert "interrupted" in lines[0]
     updates, epoch, batch = _position(ck)
+    assert updates < 20 * N_BATCHES, "the signal landed after training; nothing was interrupted"
     r = _cli(["--resume", ck, "--json", tmp_path / "out.json", "--quiet"], tmp_path)
     assert r.returncode == 0, r.stderr
-    _same_results(reference, json.loads((tmp_path / "out.json").read_text()))
+    _same_results(reference_long, json.loads((tmp_path / "out.json").read_text()))
 
 
 class _Reader(threading.Thread):

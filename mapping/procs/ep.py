@@ -103,7 +103,20 @@ class EPNeuron(AbstractProcess):
 
 # --------------------------------------------------------------- schedule
 class _Schedule:
-    """Local step and phase of a sample from ``time_step`` (shared by both models)."""
+    """Local step and phase of a sample from ``time_step``, and the Vars both models hold.
+
+    The Vars' ``LavaPyType`` declarations common to the encoder and the neuron
+    live here (Lava finds them through inheritance, as in its own LIF models).
+    """
+
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
+    psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    enc_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    snap_psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    snap_enc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
+    trace: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
+    rec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
+    counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
     def _setup(self, p):
         self.period = int(p["period"])
@@ -178,15 +191,7 @@ class _Schedule:
 @requires(CPU)
 @tag("fixed_pt")
 class PyEPEncoderFixed(_Schedule, PyLoihiProcessModel):
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     x: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    enc_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    snap_psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    snap_enc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    trace: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-    rec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
     SNAPSHOT = (("psi", "snap_psi"), ("enc_prev", "snap_enc"))
 
@@ -214,22 +219,14 @@ class PyEPEncoderFixed(_Schedule, PyLoihiProcessModel):
 class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
     a_fwd: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
     a_fb: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
     bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     label: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
     s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     dec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    enc_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     snap_s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     snap_dec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    snap_psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    snap_enc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
     in_fwd: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
     in_fb: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
-    trace: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-    rec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
     SNAPSHOT = (("s", "snap_s"), ("dec", "snap_dec"), ("psi", "snap_psi"),
                 ("enc_prev", "snap_enc"))

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=0, help="index of the test image simulated")
     p.add_argument("--inference", action="store_true", help="simulate the free phase only")
     p.add_argument("--chips", default="loihi,loihi2", help="comma-separated chip profiles")
+    p.add_argument("--synapses", default="fused", choices=("fused", "mapped"),
+                   help="core fit's synapse storage: 'fused' (default) at the width the core's "
+                        "arithmetic needs; 'mapped' as the Lava mapping splits them into 8-bit "
+                        "digit synapses (needs the mapping package)")
     p.add_argument("--mem-batch", type=int, help="batch for the memory comparison (default: --batch)")
     p.add_argument("--t-bptt", type=int, help="BPTT unrolled steps (default T1)")
     p.add_argument("--bptt-k", type=float, default=None,
@@ -174,8 +178,14 @@ def main(argv=None) -> int:
             if meas is None:
                 raise UserError("--measure-bptt-k needs torch and the reference package")
             k, k_src = meas["k"], "measured: " + meas["method"]
+        if args.synapses == "mapped":
+            try:
+                import mapping.resources  # noqa: F401  (optional dependency: registers 'mapped')
+            except ImportError:
+                raise UserError("--synapses mapped needs the mapping package") from None
         rep = build_report(net, tally, counts, raster, chips=chips, mem_batch=args.mem_batch,
-                           t_bptt=args.t_bptt, k_bptt=k, k_source=k_src, note=note)
+                           t_bptt=args.t_bptt, k_bptt=k, k_source=k_src, note=note,
+                           storage=args.synapses)
         rep["source"]["sample"] = what
         rep["source"]["simulate_seconds"] = round(t_sim, 3)
         print(format_table(rep, short=not args.long))

@@ -7,9 +7,10 @@ C code, P primary (via quoted secondary), S secondary, D derived here, U
 unknown.  A term without an honest price stays **visibly unpriced** (value
 ``None``, listed in ``unpriced``); it is never a silent zero.
 
-Core fit (:func:`check_fit`).  No ``mapping/resources.py`` existed when this was
-written, so the fit lives here.  Model and assumptions, printed with every
-result:
+Core fit (:func:`check_fit`): the one model of how a network sits on a chip's
+cores, used by this report and by the Lava mapping's resource check
+(``mapping.resources.check_resources`` is a thin caller).  Model and
+assumptions, printed with every result:
 
 * every population (input encoder, each layer) gets its own cores; its
   neurons are placed in contiguous blocks of the core's internal order
@@ -18,8 +19,13 @@ result:
 * one compartment per neuron;
 * synapses are stored **unrolled** at the destination cores (forward and
   feedback), no weight sharing, in a dense format with no per-list headers or
-  indices (a lower bound on the real compiler's bytes); each synapse is as
-  wide as the core's arithmetic needs (fused avg-pool kernel ``Bw + 2`` bits);
+  indices (a lower bound on the real compiler's bytes);
+* the width of a stored synapse is the **synapse storage model**'s
+  (:class:`SynapseStorage`): ``'fused'`` (default here) stores each synapse as
+  wide as the core's arithmetic needs (fused avg-pool kernel ``Bw + 2`` bits),
+  even beyond the chip's weight format (reported as a violation);
+  ``'mapped'`` (registered by ``mapping.resources``) counts the 8-bit digit
+  synapses the Lava mapping builds when that width exceeds the format;
 * input axons of a core = distinct presynaptic neurons of its neurons; output
   axons of a core = for each of its neurons, the number of distinct
   destination cores (D18 constraints 3 and 4);
@@ -27,8 +33,10 @@ result:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -102,6 +110,21 @@ class ChipProfile:
     static_power_per_chip: Ref
     alt_energy: dict = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+
+    def with_limits(self, key: str | None = None, **values) -> "ChipProfile":
+        """A copy with some limits' values replaced (``neurons_per_core=100``, ...).
+
+        Each replaced :class:`Ref` keeps its unit and source and is marked
+        grade D ("changed here"); ``key`` renames the copy.
+        """
+        refs = {}
+        for name, v in values.items():
+            ref = getattr(self, name)
+            if not isinstance(ref, Ref):
+                raise ValueError(f"chip {self.key} has no limit {name!r}")
+            refs[name] = dataclasses.replace(ref, value=v, grade="D",
+                                             note="changed from the published value")
+        return dataclasses.replace(self, key=key or self.key, **refs)
 
 
 _LEARN_U = ("EP's product rule on the chip's learning engine is not verified (budget.md §5.5); "
@@ -194,6 +217,32 @@ def register_chip(profile: ChipProfile) -> None:
 
 
 # ---------------------------------------------------------------- core fit
+@dataclass(frozen=True)
+class SynapseStorage:
+    """How one unrolled synapse is stored: ``bits(needed, fmt)`` stored bits.
+
+    ``needed``: the bits its values need (``Bw``, fused avg-pool kernel
+    ``Bw + 2``); ``fmt``: the chip's largest weight format (None: unknown).
+    A model that stores a too-wide synapse at ``needed`` bits makes that a
+    ``WeightWidthExceeded`` violation; one that splits it, a note.
+    """
+
+    key: str
+    description: str
+    bits: Callable[[int, int | None], int]
+
+
+FUSED = SynapseStorage(
+    "fused", "fused: each synapse as wide as the core's arithmetic needs (fused avg-pool kernel "
+    "Bw + 2 bits), even beyond the chip's weight format", lambda needed, fmt: needed)
+STORAGE: dict[str, SynapseStorage] = {"fused": FUSED}
+
+
+def register_storage(model: SynapseStorage) -> None:
+    """Add a synapse storage model (``mapping.resources`` adds 'mapped')."""
+    STORAGE[model.key] = model
+
+
 FIT_ASSUMPTIONS = (
     "each population (input encoder, every layer) on its own cores",
     "neurons in contiguous blocks of the core's internal order (conv: position-major y, x, c), "
@@ -201,7 +250,6 @@ FIT_ASSUMPTIONS = (
     "one compartment per neuron",
     "synapses unrolled at the destination cores (forward and feedback), no weight sharing",
     "dense synapse format, weight bits only, no list headers or indices (a lower bound)",
-    "synapse width = what the core's arithmetic needs (fused avg-pool kernel: Bw + 2 bits)",
     "input axons per core = distinct presynaptic neurons; output axons per core = sum over its "
     "neurons of distinct destination cores",
 )
@@ -212,22 +260,25 @@ CONSTRAINT_LABELS = {
     "memory": "memory per core (synapses + neuron state)",
     "fan_in": "input axons per core",
     "fan_out": "output axons per core",
+    "population": "whole population on one core",
 }
 
 
 class _Population:
     """Per-population helper: per-position memory bits, fan-in rows, greedy split."""
 
-    def __init__(self, net: Network, layer: int, projs: list[cnt.Projection], chip: ChipProfile):
+    def __init__(self, net: Network, layer: int, projs: list[cnt.Projection], chip: ChipProfile,
+                 stored_bits: dict):
         self.layer = layer
         pos, ch = cnt.population_shapes(net)[layer]
         self.n_pos, self.ch = pos, ch
         self.n = pos * ch
         self.incoming = [p for p in projs if p.dst == layer]
+        self.stored_bits = {p.direction: stored_bits[id(p)] for p in self.incoming}
         syn_bits_pos = np.zeros(pos, np.int64)
         syn_pos = np.zeros(pos, np.int64)
         for p in self.incoming:
-            syn_bits_pos += p.row_degree() * p.weight_bits
+            syn_bits_pos += p.row_degree() * stored_bits[id(p)]
             syn_pos += p.row_degree()
         self.syn_neuron = np.repeat(syn_pos, ch)
         self.state_bits = sum(cnt.neuron_state_bits(net, layer).values())
@@ -323,22 +374,35 @@ def _fanout(pops: dict, projs: list[cnt.Projection], starts: dict, src: int) -> 
     return per_pos
 
 
-def check_fit(net: Network, chip: ChipProfile | str) -> dict:
+def check_fit(net: Network, chip: ChipProfile | str,
+              storage: SynapseStorage | str = "fused") -> dict:
     """Cores needed per population on ``chip`` and the limit that binds.
 
-    Returns a dict: ``cores`` (total), ``chips``, ``binding_limit`` (the
-    constraint binding the most cores), ``layers`` (per population: neurons,
-    cores, binding, the cores each constraint alone would need, the worst core's
-    loads), ``violations`` (named, Xylo-style: a limit no split can meet, or a
-    format the chip cannot hold), ``unchecked`` limits, ``assumptions``.
+    ``storage``: the synapse storage model (:class:`SynapseStorage` or a key
+    of :data:`STORAGE`: 'fused', or 'mapped' once ``mapping.resources`` is
+    imported).  Returns a dict: ``cores`` (total), ``chips``,
+    ``binding_limit`` (the constraint binding the most cores; ``binding``: its
+    key), ``storage``,
+    ``layers`` (per population: neurons, cores, binding ('population' when it
+    fits on one core), the cores each constraint alone would need, the worst
+    core's loads, the stored bits of one incoming synapse by direction,
+    ``infeasible`` limits), ``violations`` (named, Xylo-style: a limit no split
+    can meet, with ``limit``, ``needed`` and ``available``; or a format the
+    chip cannot hold), ``unchecked`` limits, ``assumptions``.
     ``_dest_cores`` (per population, destination cores per neuron in internal
-    order) is kept for counting spike messages; it is not serialised.
+    order) is kept for counting spike messages, ``_starts`` (block starts per
+    population); they are not serialised.
     """
     if isinstance(chip, str):
         chip = CHIPS[chip]
+    if isinstance(storage, str):
+        storage = STORAGE[storage]
     projs = cnt.projections(net)
     n_layers = net.arch.n_layers
-    pops = {l: _Population(net, l, projs, chip) for l in range(n_layers + 1)}
+    wmax = _limit(chip.max_weight_bits)
+    stored = {id(p): int(storage.bits(p.weight_bits, None if wmax is None else int(wmax)))
+              for p in projs}
+    pops = {l: _Population(net, l, projs, chip, stored) for l in range(n_layers + 1)}
     lim_n = _limit(chip.neurons_per_core)
     mem_ref = chip.memory_bits_per_core or chip.synapse_bits_per_core
     mem_key = "memory" if chip.memory_bits_per_core is not None else "synapse_memory"
@@ -350,17 +414,20 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
                                         ("fan_out", chip.fan_out_axons)) if _limit(ref) is None]
 
     # formats the chip cannot hold ------------------------------------------------
-    wmax = _limit(chip.max_weight_bits)
     for p in projs:
         if wmax is not None and p.weight_bits > wmax and p.direction == "fwd":
-            sev = "warning" if chip.max_weight_bits.grade == "S" else "violation"
             what = ("fused avg-pool kernel, Bw+2" if p.fmt == "conv" and net.hyper.pool == "avg"
                     else "Bw")
-            violations.append({
-                "code": "WeightWidthExceeded", "severity": sev, "layer": p.layer,
-                "message": f"layer {p.layer}: synapses need {p.weight_bits} bits ({what}) > "
-                           f"{int(wmax)} ({chip.max_weight_bits.note or chip.max_weight_bits.source});"
-                           " memory counted at the needed width"})
+            head = (f"layer {p.layer}: synapses need {p.weight_bits} bits ({what}) > "
+                    f"{int(wmax)} ({chip.max_weight_bits.note or chip.max_weight_bits.source})")
+            if stored[id(p)] > p.weight_bits:
+                violations.append({"code": "WeightSplit", "severity": "note", "layer": p.layer,
+                                   "message": f"{head}; stored as {stored[id(p)]} bits per "
+                                              f"synapse ({storage.key} storage)"})
+                continue
+            sev = "warning" if chip.max_weight_bits.grade == "S" else "violation"
+            violations.append({"code": "WeightWidthExceeded", "severity": sev, "layer": p.layer,
+                               "message": f"{head}; memory counted at the needed width"})
     if net.hyper.pool == "max" and any(s.kind == "conv" for s in net.arch.layers):
         violations.append({"code": "MaxPoolUnmappable", "severity": "violation", "layer": None,
                            "message": "max-pool/unpool has no synaptic mapping (no max op); "
@@ -376,21 +443,24 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
                            f"{'fixed' if chip.state_fixed else 'maximum'} per neuron; one compartment "
                            "per neuron assumed anyway (multi-compartment mapping not verified)"})
 
+    def unplaceable(code, l, limit, needed, available, message):
+        violations.append({"code": code, "severity": "violation", "layer": l, "limit": limit,
+                           "needed": int(needed), "available": int(available),
+                           "message": f"population {l}: {message}"})
+
     # limits one neuron alone breaks: reported, then left out of the split -------
     feasible = {}
     for l, pop in pops.items():
         f = {"neurons": lim_n, mem_key: lim_m, "fan_in": lim_fi}
         if lim_m is not None and pop.mem_pos.max(initial=0) > lim_m:
-            violations.append({"code": "SynapseMemoryExceeded", "severity": "violation", "layer": l,
-                               "message": f"population {l}: one neuron needs "
-                                          f"{int(pop.mem_pos.max())} bits > {int(lim_m)} per core"})
+            unplaceable("SynapseMemoryExceeded", l, mem_key, pop.mem_pos.max(), lim_m,
+                        f"one neuron needs {int(pop.mem_pos.max())} bits > {int(lim_m)} per core")
             f[mem_key] = None
         if lim_fi is not None and pop.fanin_pos.max(initial=0) > lim_fi:
-            violations.append({
-                "code": "FanInExceeded", "severity": "violation", "layer": l,
-                "message": f"population {l}: one neuron has {int(pop.fanin_pos.max())} presynaptic "
-                           f"neurons > {int(lim_fi)} input axons per core; needs splitting (relay "
-                           "neurons or dendritic accumulation), not modelled"})
+            unplaceable("FanInExceeded", l, "fan_in", pop.fanin_pos.max(), lim_fi,
+                        f"one neuron has {int(pop.fanin_pos.max())} presynaptic neurons > "
+                        f"{int(lim_fi)} input axons per core; needs splitting (relay neurons or "
+                        "dendritic accumulation), not modelled")
             f["fan_in"] = None
         feasible[l] = f
 
@@ -408,9 +478,9 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
                 fo_pos[l] = _fanout(pops, projs, starts, l)
                 if fo_pos[l].max(initial=0) > lim_fo:
                     if fo_ok[l]:
-                        violations.append({"code": "FanOutExceeded", "severity": "violation",
-                                           "layer": l, "message": f"population {l}: one neuron "
-                                           f"reaches {int(fo_pos[l].max())} cores > {int(lim_fo)}"})
+                        unplaceable("FanOutExceeded", l, "fan_out", fo_pos[l].max(), lim_fo,
+                                    f"one neuron reaches {int(fo_pos[l].max())} cores > "
+                                    f"{int(lim_fo)}")
                     fo_ok[l] = False
                     continue
                 new = do_split(l, fo_pos[l], lim_fo)
@@ -425,6 +495,7 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
     # standalone needs, binding constraint, loads ---------------------------------
     layers = []
     binding_cores = {}
+    binding_keys = {}
     dest_cores = {}
     for l, pop in pops.items():
         f = feasible[l]
@@ -439,7 +510,10 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
         if lim_fo is not None and fo_ok[l]:
             alone["fan_out"] = len(pop.split(fo_pos=fo_pos[l], lim_fo=lim_fo)) - 1
         top = max(alone.values())
-        if k > top:
+        if k == 1:
+            binding = "population"
+            label = CONSTRAINT_LABELS[binding]
+        elif k > top:
             tied = sorted(alone, key=lambda c: -alone[c])[:2]
             binding = "+".join(tied)
             label = " + ".join(CONSTRAINT_LABELS[c] for c in tied) + " (jointly)"
@@ -459,11 +533,14 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
                              "input_axons": ld["input_axons"],
                              "output_axons": int((prefix[st[1:]] - prefix[st[:-1]]).max())},
             "synapses_in": int(pop.syn_neuron.sum()),
+            "synapse_bits_in": dict(pop.stored_bits),
+            "state_bytes_per_neuron": cnt.neuron_state_bytes(net, l),
             "infeasible": sorted(c for c, v in f.items() if v is None and
                                  {"neurons": lim_n, mem_key: lim_m, "fan_in": lim_fi}[c] is not None)
             + ([] if fo_ok[l] else ["fan_out"]),
         })
         binding_cores[label] = binding_cores.get(label, 0) + int(k)
+        binding_keys[label] = binding
     total = int(sum(r["cores"] for r in layers))
     binding = max(binding_cores.items(), key=lambda kv: kv[1])[0]
     per_chip = _limit(chip.cores_per_chip)
@@ -472,7 +549,10 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
         "cores": total,
         "chips": math.ceil(total / per_chip) if per_chip else None,
         "binding_limit": binding,
+        "binding": binding_keys[binding],
         "binding_cores": binding_cores,
+        "storage": storage.key,
+        "storage_note": storage.description,
         "limits": {
             "neurons_per_core": chip.neurons_per_core.as_dict(),
             ("memory_bits_per_core" if mem_key == "memory" else "synapse_bits_per_core"):
@@ -486,7 +566,7 @@ def check_fit(net: Network, chip: ChipProfile | str) -> dict:
         "layers": layers,
         "violations": violations,
         "unchecked": unchecked,
-        "assumptions": list(FIT_ASSUMPTIONS),
+        "assumptions": list(FIT_ASSUMPTIONS) + [f"synapse storage: {storage.description}"],
         "_dest_cores": dest_cores,
         "_starts": starts,
     }

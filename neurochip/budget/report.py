@@ -10,7 +10,8 @@ and spike raster of one recorded sample):
   update) and ``per_inference`` (the free phase);
 * ``neurobench`` (NeuroBench key names, NeuroBench's rules) and
   ``neurochip_variants`` (ours, labelled as different);
-* ``chips.<name>``: cores, chips, ``binding_limit``, per-layer fit,
+* ``chips.<name>``: cores, chips, ``binding_limit``, ``storage`` (the synapse
+  storage model of the fit, :func:`.chips.check_fit`), per-layer fit,
   violations, and energy/time per inference and per training sample, each
   price with source and grade, unpriced terms listed;
 * ``memory`` (EP vs BPTT, with ``assumptions``) and ``compute``;
@@ -175,7 +176,7 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
                  chips=("loihi", "loihi2"), mem_batch: int | None = None,
                  t_bptt: int | None = None, k_bptt: float = 3,
                  k_source: str = "assumed, not measured; budget.md: k = 2-4",
-                 note: str = "") -> dict:
+                 note: str = "", storage: str = "fused") -> dict:
     """The hardware-budget report of ``net`` as a JSON-ready dict.
 
     From a tally, the free phase is averaged over training and evaluation
@@ -189,6 +190,9 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
     ``BatchResult.rec_spikes``.  Per-sample counts come from the sample when
     given, else from the tally's averages.  The raster is needed for
     NeuroBench's ``SynapticOperations``, spike messages and the figure.
+    ``storage``: the core fit's synapse storage model ('fused': each synapse
+    at the width the core's arithmetic needs; 'mapped' once
+    ``mapping.resources`` is imported: the Lava mapping's 8-bit digit synapses).
     """
     L = net.arch.n_layers
     if sample_counts is not None:
@@ -291,7 +295,7 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
     report["chips"] = {}
     for key in chips:
         chip = chp.CHIPS[key]
-        fit = chp.check_fit(net, chip)
+        fit = chp.check_fit(net, chip, storage)
         entry = {k: v for k, v in fit.items() if not k.startswith("_")}
         if has_counts:
             entry["per_inference"] = _chip_costs(net, chip, fit, per_train, (0,), delivered, None)
@@ -399,7 +403,7 @@ def format_table(report: dict, short: bool = True) -> str:
                 ", ".join(sorted({v['code'] for v in viol}))) if viol else ""
         unch = f"; unchecked (U): {', '.join(ch['unchecked'])}" if ch["unchecked"] else ""
         lines.append(f"  {ch['chip']:<22} {ch['cores']} cores ({ch['chips']} chip(s)), binding: "
-                     f"{ch['binding_limit']}{vtxt}{unch}")
+                     f"{ch['binding_limit']}; synapses {ch['storage']}{vtxt}{unch}")
         if "per_training_sample" in ch:
             lines.append(f"      energy / training sample: {_energy_line(ch['per_training_sample'])}")
         if "per_inference" in ch:
@@ -429,7 +433,7 @@ def format_table(report: dict, short: bool = True) -> str:
             out.append(f"  layer {l:<3} {cells}")
     for key, ch in report["chips"].items():
         out += ["", f"{ch['chip']}: {ch['cores']} cores, {ch['chips']} chip(s); binding: "
-                    f"{ch['binding_limit']}"]
+                    f"{ch['binding_limit']}", f"  synapse storage: {ch['storage_note']}"]
         out.append(f"  {'pop':<5}{'neurons':>9}{'cores':>7}  {'binding':<48} alone")
         for r in ch["layers"]:
             out.append(f"  {r['layer']:<5}{r['neurons']:>9}{r['cores']:>7}  {r['binding_label']:<48} "
@@ -498,7 +502,9 @@ def to_markdown(report: dict) -> str:
                   f"{r['state_bytes_per_neuron']} |")
     for key, ch in report["chips"].items():
         md += ["", f"## {ch['chip']}: {ch['cores']} cores, {ch['chips']} chip(s); binding limit: "
-                   f"{ch['binding_limit']}", "",
+                   f"{ch['binding_limit']}", "", "Fit model:", ""]
+        md += [f"- {a}" for a in ch["assumptions"]]
+        md += ["",
                "| population | neurons | cores | binding | cores each limit alone needs |",
                "|---|---:|---:|---|---|"]
         for r in ch["layers"]:
