@@ -10,8 +10,23 @@ Per step ``k`` (synchronous, every edge one step of delay):
 
 1. scatter the spikes every layer emitted at ``k-1`` into the forward and
    feedback accumulators of its neighbours (only spiking neurons cost work);
-2. update every neuron of layers ``1..L`` (align, decode, nudge, Euler, clamp);
-3. run every layer's encoder (layer 0 encodes the image) to emit spikes ``k``.
+2. update every neuron of layers ``1..L`` (align, decode, nudge, Euler, clamp)
+   and run its encoder, layer by layer (layer 0 encodes the image), to emit
+   the spikes of step ``k``.
+
+Speed (docs/speed.md) without changing an integer:
+
+* the forward tables store a conv kernel row's taps in the order of the
+  target columns they reach, so a spike adds one contiguous run of weights
+  per kernel row (``_add_run``, vectorised), and the runs of every source
+  neuron are precomputed (``CoreLayout.plan``; no division per spike);
+* weight tables are int16 and accumulators int32 whenever a static bound
+  proves every value fits (:func:`_table_dtypes`), else int32 / int64;
+* the neuron update is a branch-free loop over slices (it vectorises), which
+  also consumes and zeroes the accumulators; spikes are compacted into index
+  lists afterwards; input pixels that are 0 never spike and are skipped;
+* all scratch is allocated once per sample, never per step; the snapshot of
+  the free phase is five vector copies per sample.
 """
 from __future__ import annotations
 
@@ -356,7 +371,8 @@ def _add_run(acc, dst, w, src, n):
 
 
 @njit(cache=True, inline="always")
-def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_off):
+def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
+                     pool_off):
     """Add the forward weights of layer l-1's spikes into layer l; returns events.
 
     Only spiking neurons cost work; the loops visit only the kernel taps that
@@ -500,7 +516,8 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
     sh_fwd, fb_mult, sh_fb, sh_out = row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT]
     end = n_off + size
     uf_, ub_, b_ = u_fwd[n_off:end], u_fb[n_off:end], bias[n_off:end]
-    s_, dec_, psi_, encp_, q_ = s[n_off:end], dec[n_off:end], psi[n_off:end], encp[n_off:end], qbuf[n_off:end]
+    s_, dec_, psi_, encp_ = s[n_off:end], dec[n_off:end], psi[n_off:end], encp[n_off:end]
+    q_ = qbuf[n_off:end]
     active = 0
     sat_in = 0
     sat_dec = 0
@@ -590,7 +607,8 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             # 1. synaptic input from the spikes of the previous step
             for l in range(1, n_layers + 1):
                 counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
-                    meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx, pool_offs[l])
+                    meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
+                    pool_offs[l])
             for l in range(2, n_layers + 1):
                 counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
                     meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l])
@@ -655,8 +673,9 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
 
 
 @njit(cache=True, parallel=True)
-def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi, u_proto, c_proto, pool_offs,
-               n_pool, traces, phase_idx, s_free, counts, rec_spk, rec_state):
+def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi,
+               u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
+               rec_state):
     n_batch = x_fp.shape[0]
     n_all = bias.shape[0]
     n_l1 = meta.shape[0]
@@ -683,7 +702,8 @@ def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_
         nz = np.zeros(n0, np.int64)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
         rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
-        _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp[b], labels[b], reg_lo, reg_hi,
+        _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp[b], labels[b],
+                    reg_lo, reg_hi,
                     s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                     snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
                     qbuf, nz, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
@@ -762,10 +782,10 @@ class CoreNet:
             rec_spk = np.zeros((0, 1, 1), np.uint8)
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
-        _run_batch(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb, self.bias, x_int, labels,
-                   reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
-                   np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces, phase_idx,
-                   s_free, counts, rec_spk, rec_state)
+        _run_batch(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb, self.bias,
+                   x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
+                   np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces,
+                   phase_idx, s_free, counts, rec_spk, rec_state)
         preds = np.argmax(s_free, axis=1)
         return BatchResult(traces, phase_idx, s_free, preds, counts,
                            rec_spk if record else None, rec_state if record else None)

@@ -76,7 +76,8 @@ def _check_bound(bound: float) -> None:
 
 
 def _windows(x: np.ndarray, h: int, w: int, kernel: int, y0: int = 0, x0: int = 0) -> np.ndarray:
-    """``out[b, r, c, i, u, v] = x[b, i, y0 + 2r + u, x0 + 2c + v]`` as a ``(B*h*w, Ci*K*K)`` matrix."""
+    """``out[b, r, c, i, u, v] = x[b, i, y0 + 2r + u, x0 + 2c + v]`` as a ``(B*h*w, Ci*K*K)``
+    matrix (a view reshaped, i.e. one copy)."""
     bsz, ci = x.shape[:2]
     sb, sc, sy, sx = x.strides
     view = np.lib.stride_tricks.as_strided(
@@ -161,7 +162,8 @@ def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: 
     return grads, gb
 
 
-def contrastive_fc(pre: LayerTraces, post: LayerTraces, trace_max: int) -> tuple[np.ndarray, np.ndarray]:
+def contrastive_fc(pre: LayerTraces, post: LayerTraces,
+                   trace_max: int) -> tuple[np.ndarray, np.ndarray]:
     """``(G, Gb)`` of an FC layer: ``G (out, in)`` and ``Gb (out,)``, int64.
 
     One matrix product of the stacked phases (minus negated), exact as above.

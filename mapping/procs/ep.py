@@ -102,20 +102,24 @@ class EPNeuron(AbstractProcess):
 
 
 # --------------------------------------------------------------- schedule
-class _Schedule:
-    """Local step and phase of a sample from ``time_step``, and the Vars both models hold.
+def _int32_vars(**precision):
+    """Class decorator: an int32 ``LavaPyType`` per named Var, of the given precision (bits).
 
-    The Vars' ``LavaPyType`` declarations common to the encoder and the neuron
-    live here (Lava finds them through inheritance, as in its own LIF models).
+    Lava reads a model's Var types with ``getattr`` (inherited ones included,
+    as in its own LIF models), so a table serves as well as one line per Var.
     """
+    def declare(cls):
+        for name, bits in precision.items():
+            setattr(cls, name, LavaPyType(np.ndarray, np.int32, precision=bits))
+        return cls
+    return declare
+
+
+@_int32_vars(psi=24, enc_prev=17, snap_psi=24, snap_enc=17, trace=16, rec=24)
+class _Schedule:
+    """Local step and phase of a sample from ``time_step``, and the Vars both models hold."""
 
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=1)
-    psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    enc_prev: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    snap_psi: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    snap_enc: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    trace: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-    rec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
     counts: np.ndarray = LavaPyType(np.ndarray, np.int64, precision=64)
 
     def _setup(self, p):
@@ -190,9 +194,8 @@ class _Schedule:
 @implements(proc=EPEncoder, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
+@_int32_vars(x=17)
 class PyEPEncoderFixed(_Schedule, PyLoihiProcessModel):
-    x: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-
     SNAPSHOT = (("psi", "snap_psi"), ("enc_prev", "snap_enc"))
 
     def __init__(self, proc_params):
@@ -216,17 +219,10 @@ class PyEPEncoderFixed(_Schedule, PyLoihiProcessModel):
 @implements(proc=EPNeuron, protocol=LoihiProtocol)
 @requires(CPU)
 @tag("fixed_pt")
+@_int32_vars(bias=24, label=16, s=17, dec=24, snap_s=17, snap_dec=24, in_fwd=32, in_fb=32)
 class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
     a_fwd: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
     a_fb: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int64, precision=32)
-    bias: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    label: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=16)
-    s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    dec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    snap_s: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=17)
-    snap_dec: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=24)
-    in_fwd: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
-    in_fb: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=32)
 
     SNAPSHOT = (("s", "snap_s"), ("dec", "snap_dec"), ("psi", "snap_psi"),
                 ("enc_prev", "snap_enc"))
