@@ -358,6 +358,17 @@ def bench_scaling(net0, x, y, args) -> dict:
             cpu[name].append(time.thread_time() - c0)
             wall[name].append(time.perf_counter() - t0)
             events[name] = _events(res.counts)
+    # the natural variation: each sample of the minibatch alone
+    single = CoreNet(net0)
+    single.run(x[:1], y[:1], train=True)
+    per = np.zeros((args.scaling_rounds, len(y)))
+    per_ev = np.zeros(len(y))
+    for r in range(args.scaling_rounds):
+        for b in range(len(y)):
+            c0 = time.thread_time()
+            res = single.run(x[b:b + 1], y[b:b + 1], train=True)
+            per[r, b] = time.thread_time() - c0
+            per_ev[b] = _events(res.counts)
     numba.set_num_threads(args.threads)
     rows = []
     n = len(y)
@@ -370,6 +381,12 @@ def bench_scaling(net0, x, y, args) -> dict:
                      "wall_ms_per_sample": 1e3 * float(np.median(wall[name])) / n,
                      "ns_per_event": 1e9 * t / max(e, 1)})
     out = {"rows": rows, "timer": "thread CPU time, 1 Numba thread, median", "fits": {}}
+    t_per = 1e3 * np.median(per, axis=0)
+    out["per_sample"] = {"events": per_ev.tolist(), "ms": t_per.tolist(),
+                         "correlation": float(np.corrcoef(per_ev, t_per)[0, 1]),
+                         "fit": dict(_fit(per_ev, t_per),
+                                     events_range=[float(per_ev.min()), float(per_ev.max())],
+                                     time_range_ms=[float(t_per.min()), float(t_per.max())])}
     for label, kinds in (("fixed_steps", ("intensity", "theta")), ("t1", ("t1",)),
                          ("all", ("intensity", "theta", "t1"))):
         sel = [r for r in rows if r["kind"] in kinds]
@@ -557,6 +574,100 @@ def bench_peers(ds, args) -> list[dict]:
     return out
 
 
+# ------------------------------------------- 7. before / after (a git revision)
+def _baseline_package(rev: str, tmp: str) -> str:
+    """A copy of today's ``neurochip`` package whose core and learning rule come from ``rev``.
+
+    Read-only use of git (``git show``).  Returns the package name to import.
+    """
+    import shutil
+    name = "neurochip_base"
+    dst = os.path.join(tmp, name)
+    shutil.copytree(os.path.join(ROOT, "neurochip"), dst,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for mod in ("core.py", "learning.py"):
+        src = subprocess.run(["git", "show", f"{rev}:neurochip/{mod}"], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+        with open(os.path.join(dst, mod), "wb") as fh:
+            fh.write(src)
+    return name
+
+
+def bench_baseline(args) -> list[dict]:
+    """Old (``--baseline REV``) vs current core + learning rule, same process, alternating.
+
+    One Numba thread, the thread's CPU time (robust on a shared machine); the
+    weights of both must stay identical after every update.
+    """
+    import importlib
+    import tempfile
+    import numba
+    numba.set_num_threads(1)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = _baseline_package(args.baseline, tmp)
+        sys.path.insert(0, tmp)
+        try:
+            for preset, pool in (("mnist-small", "avg"), ("mnist-small", "max"), ("digits", "avg")):
+                rows = {}
+                sides = {}
+                for pkg in (base, "neurochip"):
+                    net_mod = importlib.import_module(pkg + ".network")
+                    tr_mod = importlib.import_module(pkg + ".trainer")
+                    pre = net_mod.get_preset(preset)
+                    net = net_mod.Network.create(pre.arch, dataclasses.replace(pre.hyper, pool=pool),
+                                                 pre.widths, seed=args.seed)
+                    sides[pkg] = (net, Timed(tr_mod.make_backend(net, "numba")), tr_mod)
+                    rows[pkg] = []
+                ds = _load(pre.dataset, args.data_dir if pre.dataset != "digits" else None)
+                n = pre.hyper.batch_size
+                x = ds.quantised(ds.train_x[:n], 12)
+                y = ds.train_y[:n]
+                for pkg, (net, tb, _) in sides.items():
+                    tb.backend.run(x[:2], y[:2], train=True)
+                    tb.backend.run(x[:2], y[:2], train=False)
+                same = True
+                for r in range(args.baseline_rounds):
+                    for pkg in ((base, "neurochip") if r % 2 == 0 else ("neurochip", base)):
+                        net, tb, tr_mod = sides[pkg]
+                        tb.reset()
+                        c0 = time.thread_time()
+                        tr_mod.train_step(tb, net, x, y)
+                        c1 = time.thread_time()
+                        tb.backend.run(x, y, train=False)
+                        c2 = time.thread_time()
+                        rows[pkg].append({"train": c1 - c0, "inference": c2 - c1})
+                    same = same and (sides[base][0].weights_sha256()
+                                     == sides["neurochip"][0].weights_sha256())
+                med = {pkg: {k: 1e3 * _median(v, k) / n for k in ("train", "inference")}
+                       for pkg, v in rows.items()}
+                out.append({"preset": preset, "pool": pool, "batch": n, "rounds": args.baseline_rounds,
+                            "before_ms": med[base], "after_ms": med["neurochip"],
+                            "speedup_train": med[base]["train"] / med["neurochip"]["train"],
+                            "speedup_inference": (med[base]["inference"]
+                                                  / med["neurochip"]["inference"]),
+                            "same_weights": bool(same)})
+        finally:
+            sys.path.remove(tmp)
+            for m in [m for m in sys.modules if m == base or m.startswith(base + ".")]:
+                del sys.modules[m]
+    numba.set_num_threads(args.threads)
+    return out
+
+
+def report_baseline(args, result) -> None:
+    print(f"\n[7] before / after: core + learning rule of {args.baseline} vs now "
+          f"(1 thread, thread CPU time, ms per sample)")
+    rows = bench_baseline(args)
+    result["baseline"] = {"revision": args.baseline, "rows": rows}
+    for r in rows:
+        b, a = r["before_ms"], r["after_ms"]
+        print(f"  {r['preset']:12s} {r['pool']}: training sample {b['train']:7.3f} -> "
+              f"{a['train']:7.3f} ({r['speedup_train']:.2f}x), inference {b['inference']:7.3f} -> "
+              f"{a['inference']:7.3f} ({r['speedup_inference']:.2f}x); identical weights: "
+              f"{'yes' if r['same_weights'] else 'NO'}")
+
+
 # ------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python benchmarks/speed.py",
@@ -590,6 +701,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", default="123456",
                    help="which parts to run: 1 core vs torch, 2 Lava, 3 time vs events, "
                         "4 threads, 5 start-up, 6 the core on the spec's peer architectures")
+    p.add_argument("--baseline", metavar="REV", default=None,
+                   help="also time the core and learning rule of this git revision against "
+                        "today's (section 7), e.g. 9f67f5c")
+    p.add_argument("--baseline-rounds", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
     p.add_argument("--json", metavar="PATH", default=None, help="write every figure as JSON")
     return p
@@ -651,6 +766,8 @@ def main(argv=None) -> int:
         report_startup(args, result)
     if "6" in args.sections:
         report_peers(ds if dataset != "digits" else _load("mnist", args.data_dir), args, result)
+    if args.baseline:
+        report_baseline(args, result)
     result["machine"]["load_average_after"] = _load_avg()
     result["seconds"] = round(time.perf_counter() - t_start, 1)
     print(f"\nload average after: {result['machine']['load_average_after']}; "
@@ -727,6 +844,11 @@ def report_scaling(net0, x, y, args, result) -> None:
     for row in r3["rows"]:
         print(f"  {row['config']:16s}{row['steps']:6d}{row['events_per_sample']:15,.0f}"
               f"{row['ms_per_sample']:11.3f}{row['ns_per_event']:10.3f}{row['wall_ms_per_sample']:10.3f}")
+    ps = r3["per_sample"]
+    f = ps["fit"]
+    print(f"  the {len(ps['ms'])} samples of the minibatch one at a time: {f['events_range'][0]:,.0f}-"
+          f"{f['events_range'][1]:,.0f} events, {f['time_range_ms'][0]:.3f}-"
+          f"{f['time_range_ms'][1]:.3f} ms; correlation {ps['correlation']:.3f}")
     for label, f in r3["fits"].items():
         er, tr = f["events_range"], f["time_range_ms"]
         print(f"  fit {label:12s} time = {f['intercept_ms']:6.3f} ms + {f['ns_per_event']:.3f} ns x "

@@ -630,14 +630,9 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             counts[phase, 0, K_SAT_PSI] += sat_psi
             for l in range(1, n_layers + 1):
                 off, size = meta[l, M_OFF], meta[l, M_SIZE]
-                if l == n_layers and beta_q != 0:
-                    _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
-                                  lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi, beta_q,
-                                  label, counts[phase, l])
-                else:
-                    _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
-                                  lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi, 0,
-                                  label, counts[phase, l])
+                _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                              lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi,
+                              beta_q if l == n_layers else 0, label, counts[phase, l])
                 cnt = _compact(qbuf, off, size, spk_idx)
                 spk_cnt[l] = cnt
                 counts[phase, l, K_SPIKES] += cnt
