@@ -735,7 +735,8 @@ def run(argv=None, t0: float | None = None) -> int:
             return EXIT_INTERRUPTED
         finally:
             for sig, old in handlers.items():
-                signal.signal(sig, old)
+                # once stopping, a further signal must not cut the final save short
+                signal.signal(sig, signal.SIG_IGN if stop["signal"] is not None else old)
     if interrupted is not None:
         path = ckpt_path or _interrupt_path()
         checkpoint(path)
@@ -870,6 +871,7 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a further Ctrl-C must not cut this short
         last = _STATUS["checkpoint"]
         print("interrupted; " + (f"the last checkpoint is {last} (update {_STATUS['updates']}); "
                                  f"continue with --resume {last}" if last else "nothing was saved"),

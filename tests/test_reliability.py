@@ -329,11 +329,12 @@ def test_sigint_without_save_writes_a_fresh_file(tmp_path, sig, times):
     Exit 128 + signal, no traceback."""
     old = tmp_path / "neurochip-interrupted.npz"
     old.write_bytes(b"someone else's file")
-    p = _popen(["--epochs", "3", "--train-samples", "240", "--test-samples", "20"], tmp_path)
+    # long enough (3,600 updates) that the signal lands while training runs
+    p = _popen(["--epochs", "300", "--train-samples", "240", "--test-samples", "20"], tmp_path)
     reader = _Reader(p.stderr)
     reader.start()
     try:
-        _wait(lambda: "neurochip: " in reader.text(), p, 120, "the start of training")
+        _wait(lambda: "epoch 1/300" in reader.text(), p, 120, "the start of training")
         time.sleep(0.4)
         for _ in range(times):
             p.send_signal(sig)
