@@ -44,7 +44,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-DEFAULT_DATA = os.environ.get("NEUROCHIP_DATA", "/work/shared/data/mnist")
+DEFAULT_DATA = os.environ.get("NEUROCHIP_DATA", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "mnist"))
 
 
 # ----------------------------------------------------------------- helpers

@@ -25,7 +25,9 @@ from neurochip.checkpoint import save_checkpoint
 from neurochip.network import Network, get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NEUROCHIP_TEST_DATA", "/work/shared/data"))
+# ../shared/data beside the checkout (where CI and the developers keep it)
+SHARED = Path(os.environ.get("NEUROCHIP_TEST_DATA",
+                            Path(__file__).resolve().parents[2] / "shared" / "data"))
 HAVE_MNIST = all((SHARED / "mnist" / f"{b}.gz").exists() for b in (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte"))

@@ -18,7 +18,9 @@ from neurochip.errors import DataError, UserError
 from neurochip.idx import load_idx_dataset
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NEUROCHIP_TEST_DATA", "/work/shared/data"))
+# ../shared/data beside the checkout (where CI and the developers keep it)
+SHARED = Path(os.environ.get("NEUROCHIP_TEST_DATA",
+                            Path(__file__).resolve().parents[2] / "shared" / "data"))
 BASES = [b for _, _, b in idx.FILES]
 TRAIN_IMG, TRAIN_LBL, TEST_IMG, TEST_LBL = BASES
 

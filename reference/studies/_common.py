@@ -11,6 +11,29 @@ import torch
 
 FIGURES = os.path.relpath(os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures")))
+# the shared data folder beside the checkout (holds mnist/ and fashion-mnist/)
+DATA = os.path.relpath(os.path.normpath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")))
+
+
+def study_parser(prog: str, doc: str, preset: str):
+    """The argparse parser every study starts from: --preset, --seed, --data-dir."""
+    import argparse
+    ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--preset", default=preset, help="network preset (architecture, hyper)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data-dir", default=DATA, help="folder holding mnist/ and fashion-mnist/")
+    return ap
+
+
+def finish(args, res, plot, tables) -> int:
+    """Write the JSON and the PNG a study produced and print its tables."""
+    write_json(args.json, res)
+    if args.png:
+        plot(res, args.png)
+    print(tables(res))
+    return 0
 
 
 def layer_vec(g) -> torch.Tensor:

@@ -98,19 +98,14 @@ def tables(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.baselines",
-                                 description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--preset", default="digits")
+    ap = C.study_parser("python -m reference.studies.baselines", __doc__, "digits")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bptt-clamp-grad", default="st-output", choices=["exact", "st", "st-output"],
                     help="derivative of the clamp in BPTT (see reference.real.RealModel._clamp)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--train-samples", type=int, default=0, help="0 = all")
     ap.add_argument("--test-samples", type=int, default=0, help="0 = all")
-    ap.add_argument("--data-dir", default="/work/shared/data")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=f"{C.FIGURES}/baselines.json")
     args = ap.parse_args(argv)

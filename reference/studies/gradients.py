@@ -285,12 +285,7 @@ def plot(res: dict, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.gradients",
-                                 description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--preset", default="digits-2c", help="network preset (architecture, hyper)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data-dir", default="/work/shared/data", help="for MNIST presets")
+    ap = C.study_parser("python -m reference.studies.gradients", __doc__, "digits-2c")
     ap.add_argument("--batches", type=int, default=5, help="test batches to average over")
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--t1", type=int, default=300, help="free steps (= BPTT unroll length)")
@@ -318,12 +313,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=f"{C.FIGURES}/gradients.json")
     ap.add_argument("--png", default=f"{C.FIGURES}/gradients.png")
     args = ap.parse_args(argv)
-    res = run(args)
-    C.write_json(args.json, res)
-    if args.png:
-        plot(res, args.png)
-    print(tables(res))
-    return 0
+    return C.finish(args, run(args), plot, tables)
 
 
 if __name__ == "__main__":

@@ -293,19 +293,14 @@ def plot(res: dict, path: str) -> None:
 
 def main(argv=None) -> int:
     from . import _common as C
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.memory",
-                                 description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--preset", default="paper-mnist", help="architecture and hyper-parameters")
+    ap = C.study_parser("python -m reference.studies.memory", __doc__, "paper-mnist")
     ap.add_argument("--steps", nargs="+", type=int, default=[50, 100, 150, 300])
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--models", nargs="+", default=["snn", "crnn"], choices=["snn", "crnn"])
     ap.add_argument("--methods", nargs="+", default=["ep", "bptt"], choices=["ep", "bptt"])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--data-dir", default="/work/shared/data")
     ap.add_argument("--json", default=f"{C.FIGURES}/memory.json")
     ap.add_argument("--png", default=f"{C.FIGURES}/memory.png")
     ap.add_argument("--plain-malloc", action="store_true",
@@ -319,12 +314,7 @@ def main(argv=None) -> int:
     if args.child:
         print(json.dumps(child(args)))
         return 0
-    res = run(args)
-    C.write_json(args.json, res)
-    if args.png:
-        plot(res, args.png)
-    print(tables(res))
-    return 0
+    return C.finish(args, run(args), plot, tables)
 
 
 if __name__ == "__main__":

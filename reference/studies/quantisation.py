@@ -319,12 +319,7 @@ def plot(res: dict, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m reference.studies.quantisation",
-                                 description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--preset", default="digits-2c")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data-dir", default="/work/shared/data")
+    ap = C.study_parser("python -m reference.studies.quantisation", __doc__, "digits-2c")
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=20)
     ap.add_argument("--bits", nargs="*", type=int, default=[4, 6, 8, 10, 12, 16],
@@ -340,12 +335,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=f"{C.FIGURES}/quantisation.json")
     ap.add_argument("--png", default=f"{C.FIGURES}/quantisation.png")
     args = ap.parse_args(argv)
-    res = run(args)
-    C.write_json(args.json, res)
-    if args.png:
-        plot(res, args.png)
-    print(tables(res))
-    return 0
+    return C.finish(args, run(args), plot, tables)
 
 
 if __name__ == "__main__":
