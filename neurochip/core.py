@@ -320,6 +320,14 @@ def constants_vector(net: Network, n_phases: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- kernels
+@njit(cache=True, inline="always")
+def _encode(psi, a, a_prev, lam_q, thr_lam, one_lam, reg_lo, reg_hi):
+    """One encoder step with the residue saturated: ``(psi', spike, saturated)``."""
+    p, q = nx.encoder_step(psi, a, a_prev, lam_q, thr_lam, one_lam)
+    p_s = nx.saturate(p, reg_lo, reg_hi)
+    return p_s, q, p_s != p
+
+
 @njit(cache=True)
 def _scatter_plan(meta, coords, n_all):
     """Per source neuron, its forward scatter into an avg-pool conv layer.
@@ -541,9 +549,8 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
         active += (s_new != s_old) | (d_s != d_old)
         dec_[t] = d_s
         s_[t] = s_new
-        p, q = nx.encoder_step(psi_[t], s_new, encp_[t], lam_q, thr_lam, one_lam)
-        p_s = nx.saturate(p, reg_lo, reg_hi)
-        sat_psi += p_s != p
+        p_s, q, sat = _encode(psi_[t], s_new, encp_[t], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
+        sat_psi += sat
         psi_[t] = p_s
         encp_[t] = s_new
         q_[t] = q
@@ -618,9 +625,8 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             for k in range(n_nz):
                 n = nz[k]
                 a = s[n]
-                p, q = nx.encoder_step(psi[n], a, encp[n], lam_q, thr_lam, one_lam)
-                p_s = nx.saturate(p, reg_lo, reg_hi)
-                sat_psi += p_s != p
+                p_s, q, sat = _encode(psi[n], a, encp[n], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
+                sat_psi += sat
                 psi[n] = p_s
                 encp[n] = a
                 spk_idx[cnt] = n

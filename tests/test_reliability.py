@@ -111,13 +111,17 @@ def _digits(n, sbits=12, start=0):
     return ds.quantised(ds.train_x[start:start + n], sbits), ds.train_y[start:start + n]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    """The uninterrupted run every interrupted one must reproduce exactly."""
-    d = tmp_path_factory.mktemp("reference")
-    r = _cli(COMMON + ["--json", d / "ref.json"], d)
+def _uninterrupted(tmp_path_factory, name, args) -> dict:
+    """The JSON of an uninterrupted run every interrupted one must reproduce exactly."""
+    d = tmp_path_factory.mktemp(name)
+    r = _cli(args + ["--json", d / "ref.json"], d)
     assert r.returncode == 0, r.stderr
     return json.loads((d / "ref.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return _uninterrupted(tmp_path_factory, "reference", COMMON)
 
 
 # long enough (240 updates) that a signal sent after the first checkpoint lands while training
@@ -126,10 +130,7 @@ LONG = ["--epochs", "20", "--train-samples", "240", "--test-samples", "40", "--q
 
 @pytest.fixture(scope="module")
 def reference_long(tmp_path_factory):
-    d = tmp_path_factory.mktemp("reference_long")
-    r = _cli(LONG + ["--json", d / "ref.json"], d)
-    assert r.returncode == 0, r.stderr
-    return json.loads((d / "ref.json").read_text())
+    return _uninterrupted(tmp_path_factory, "reference_long", LONG)
 
 
 # --------------------------------------------------------- atomic checkpoints
