@@ -17,7 +17,8 @@ Reliability contract (tests/test_cli_errors.py, tests/test_reliability.py):
   with bit-identical weights and the same figures.
 * Ctrl-C (SIGINT) or SIGTERM during training finishes the current minibatch,
   saves a checkpoint and exits with 128 + signal (130 for Ctrl-C) and one
-  line naming the checkpoint; a second Ctrl-C aborts at once.
+  line naming the checkpoint; a second Ctrl-C before the minibatch ends aborts at
+  once, and once the final save has begun further signals are ignored.
 * ``--debug`` or ``NEUROCHIP_DEBUG=1``: every register is checked against its
   declared width after each batch and update (:mod:`neurochip.debug`).
 * ``seconds`` in the JSON is the wall time of the whole command, from the
