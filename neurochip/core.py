@@ -36,7 +36,10 @@ import numpy as np
 from numba import njit, prange
 
 from . import numerics as nx
+from .kernel_cache import drop_stale
 from .network import Network
+
+drop_stale(__file__)   # kernels inline numerics.py: recompile when it changes
 
 # meta table columns (one row per layer, row 0 = input)
 (M_KIND, M_IN_OFF, M_IN_SIZE, M_OFF, M_SIZE, M_CIN, M_HIN, M_WIN, M_C, M_H, M_W, M_K, M_PAD,

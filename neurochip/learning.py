@@ -25,7 +25,10 @@ import numpy as np
 from numba import njit
 
 from . import numerics as nx
+from .kernel_cache import drop_stale
 from .network import Network
+
+drop_stale(__file__)   # kernels inline numerics.py: recompile when it changes
 
 EXACT_FLOAT64 = 2 ** 53
 

@@ -1,0 +1,56 @@
+"""Keep Numba's on-disk kernel cache consistent with :mod:`neurochip.numerics`.
+
+Numba's ``cache=True`` validates a cached kernel only against the source file
+that defines it.  The core's kernels inline the integer rules of
+``numerics.py``, so after an edit of ``numerics.py`` alone Numba would load
+kernels compiled from the *old* rules.  :func:`drop_stale` is called by every
+module with cached kernels before any of them runs: it keeps a SHA-256 of the
+rules' source beside the cache and removes the module's cache files when it
+changed.  (With ``NUMBA_CACHE_DIR`` set, Numba keeps its cache elsewhere and
+this check does not apply: clear that folder after editing numerics.py.)
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import tempfile
+
+from . import numerics
+
+
+def _digest() -> str:
+    with open(numerics.__file__, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
+def drop_stale(module_file: str) -> bool:
+    """Remove ``module_file``'s Numba cache if the numerics changed; True if removed."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return False
+    folder = os.path.join(os.path.dirname(os.path.abspath(module_file)), "__pycache__")
+    name = os.path.splitext(os.path.basename(module_file))[0]
+    stamp = os.path.join(folder, f"{name}.numerics-sha256")
+    digest = _digest()
+    try:
+        with open(stamp) as fh:
+            if fh.read().strip() == digest:
+                return False
+    except OSError:
+        pass
+    removed = False
+    for path in glob.glob(os.path.join(folder, f"{name}.*.nb[ic]")):
+        try:
+            os.unlink(path)
+            removed = True
+        except OSError:
+            pass
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".stamp-")
+        with os.fdopen(fd, "w") as fh:
+            fh.write(digest + "\n")
+        os.replace(tmp, stamp)
+    except OSError:          # a read-only install: Numba then does not cache either
+        pass
+    return removed
