@@ -289,19 +289,10 @@ class Network:
         arch.validate()
         hyper.validate(arch.n_layers)
         widths.validate()
-        rng = np.random.Generator(np.random.PCG64(seed))
-        w_lo, w_hi = nx.signed_range.py_func(widths.weight_bits)
-        b_lo, b_hi = nx.signed_range.py_func(widths.bias_bits)
-        one = 1 << widths.state_bits
-        weights, biases, exps = [], [], []
-        for i, shape in enumerate(arch.weight_shapes()):
-            bound = 1.0 / math.sqrt(arch.fan_in(i))
-            exp = int(math.floor(math.log2(w_hi / (2.0 * bound))))
-            w_real = rng.uniform(-bound, bound, size=shape)
-            b_real = rng.uniform(-bound, bound, size=arch.bias_shapes()[i])
-            weights.append(np.clip(np.rint(w_real * 2.0 ** exp), w_lo, w_hi).astype(np.int32))
-            biases.append(np.clip(np.rint(b_real * one), b_lo, b_hi).astype(np.int32))
-            exps.append(exp)
+        ws, bs = initial_real_parameters(arch, seed)
+        exps = [weight_exponent(arch.fan_in(i), widths.weight_bits) for i in range(arch.n_layers)]
+        weights = [quantise_weights(w, e, widths) for w, e in zip(ws, exps)]
+        biases = [quantise_biases(b, widths) for b in bs]
         return Network(arch, hyper, widths, seed, weights, biases, exps, 0, preset)
 
     # derived ------------------------------------------------------------
@@ -369,6 +360,36 @@ class Network:
 
     def real_biases(self) -> list[np.ndarray]:
         return [b.astype(np.float64) / (1 << self.widths.state_bits) for b in self.biases_q]
+
+
+def initial_real_parameters(arch: Architecture, seed: int) -> tuple[list, list]:
+    """PyTorch's default init ``U(+-1/sqrt(fan_in))`` for W then b, layer by layer,
+    drawn from ``PCG64(seed)``: the real values :meth:`Network.create` rounds."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    ws, bs = [], []
+    for i, shape in enumerate(arch.weight_shapes()):
+        bound = 1.0 / math.sqrt(arch.fan_in(i))
+        ws.append(rng.uniform(-bound, bound, size=shape))
+        bs.append(rng.uniform(-bound, bound, size=arch.bias_shapes()[i]))
+    return ws, bs
+
+
+def weight_exponent(fan_in: int, weight_bits: int) -> int:
+    """The largest ``e`` with the initial bound ``1/sqrt(fan_in)`` using half the range."""
+    _, w_hi = nx.signed_range.py_func(weight_bits)
+    return int(math.floor(math.log2(w_hi / (2.0 / math.sqrt(fan_in)))))
+
+
+def quantise_weights(w_real: np.ndarray, exp: int, widths: Widths) -> np.ndarray:
+    """Real weights as ``weight_bits`` integers with value ``w_q * 2**-exp`` (int32)."""
+    lo, hi = nx.signed_range.py_func(widths.weight_bits)
+    return np.clip(np.rint(np.asarray(w_real) * 2.0 ** exp), lo, hi).astype(np.int32)
+
+
+def quantise_biases(b_real: np.ndarray, widths: Widths) -> np.ndarray:
+    """Real biases in state units (``ONE = 2**state_bits``) as ``bias_bits`` integers."""
+    lo, hi = nx.signed_range.py_func(widths.bias_bits)
+    return np.clip(np.rint(np.asarray(b_real) * (1 << widths.state_bits)), lo, hi).astype(np.int32)
 
 
 def check_seed(seed: int) -> None:

@@ -55,14 +55,14 @@ unrolls the same :meth:`RealModel.step` with autograd.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from neurochip.network import Architecture, Hyper, Network
+from neurochip.network import (Architecture, Hyper, Network, initial_real_parameters,
+                               quantise_biases, quantise_weights)
 
 __all__ = ["RealModel", "State", "EPResult", "float_init", "mse", "onehot", "spike_fn",
            "train_epoch", "evaluate"]
@@ -119,22 +119,11 @@ def spike_fn(v: torch.Tensor, surrogate: str = "st") -> torch.Tensor:
 
 
 def float_init(arch: Architecture | str, seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """The un-quantised initial weights and biases of ``Network.create(arch, seed=seed)``.
-
-    ``Network.create`` draws ``U(+-1/sqrt(fan_in))`` for W then b, layer by
-    layer, from ``PCG64(seed)`` and rounds them to its widths; this replays the
-    same draws and stops before the rounding, so it is independent of the bit
-    widths.
-    """
+    """The un-quantised initial weights and biases of ``Network.create(arch, seed=seed)``
+    (independent of the bit widths)."""
     if isinstance(arch, str):
         arch = Architecture.parse(arch)
-    rng = np.random.Generator(np.random.PCG64(seed))
-    ws, bs = [], []
-    for i, shape in enumerate(arch.weight_shapes()):
-        bound = 1.0 / math.sqrt(arch.fan_in(i))
-        ws.append(rng.uniform(-bound, bound, size=shape))
-        bs.append(rng.uniform(-bound, bound, size=arch.bias_shapes()[i]))
-    return ws, bs
+    return initial_real_parameters(arch, seed)
 
 
 # -------------------------------------------------------------------- state
@@ -261,14 +250,10 @@ class RealModel:
     def to_network(self, net: Network) -> Network:
         """A copy of ``net`` with this model's parameters rounded into its widths."""
         out = net.copy()
-        one = 1 << net.widths.state_bits
-        w_lo, w_hi = -(1 << (net.widths.weight_bits - 1)), (1 << (net.widths.weight_bits - 1)) - 1
-        b_lo, b_hi = -(1 << (net.widths.bias_bits - 1)), (1 << (net.widths.bias_bits - 1)) - 1
         for l in range(self.L):
-            w = self.W[l].detach().cpu().numpy() * 2.0 ** net.weight_exp[l]
-            out.weights_q[l] = np.clip(np.rint(w), w_lo, w_hi).astype(np.int32)
-            b = self.b[l].detach().cpu().numpy() * one
-            out.biases_q[l] = np.clip(np.rint(b), b_lo, b_hi).astype(np.int32)
+            out.weights_q[l] = quantise_weights(self.W[l].detach().cpu().numpy(),
+                                                net.weight_exp[l], net.widths)
+            out.biases_q[l] = quantise_biases(self.b[l].detach().cpu().numpy(), net.widths)
         return out
 
     # inputs -------------------------------------------------------------
