@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from neurochip import numerics as nx
 from neurochip.errors import UserError
 from neurochip.network import Network
 
@@ -242,7 +243,7 @@ def edges(net: Network) -> list[EdgeSpec]:
                            "argmax of the same step, which no Lava connection computes; use "
                            "--pool avg")
     shapes = [tuple(arch.input_shape)] + [tuple(s) for s in arch.state_shapes()]
-    w_lo, w_hi = -(1 << (net.widths.weight_bits - 1)), (1 << (net.widths.weight_bits - 1)) - 1
+    w_lo, w_hi = nx.signed_range.py_func(net.widths.weight_bits)
     out = []
     for l, spec in enumerate(arch.layers, start=1):
         src, dst = shapes[l - 1], shapes[l]

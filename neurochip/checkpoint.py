@@ -22,6 +22,7 @@ import zipfile
 
 import numpy as np
 
+from . import numerics as nx
 from .errors import CheckpointError, UserError
 from .network import Architecture, Hyper, Network, Widths, check_seed
 
@@ -252,8 +253,8 @@ def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network,
     if any(not -64 <= e <= 64 for e in exps):
         raise CheckpointError(f"checkpoint {path}: weight exponents {exps} out of range [-64, 64]")
     weights, biases = [], []
-    w_lo, w_hi = -(1 << (widths.weight_bits - 1)), (1 << (widths.weight_bits - 1)) - 1
-    b_lo, b_hi = -(1 << (widths.bias_bits - 1)), (1 << (widths.bias_bits - 1)) - 1
+    w_lo, w_hi = nx.signed_range.py_func(widths.weight_bits)
+    b_lo, b_hi = nx.signed_range.py_func(widths.bias_bits)
     for l, (ws, bs) in enumerate(zip(arch.weight_shapes(), arch.bias_shapes()), start=1):
         w, b = files.get(f"w{l}"), files.get(f"b{l}")
         if w is None or b is None or tuple(w.shape) != tuple(ws) or tuple(b.shape) != tuple(bs):
