@@ -16,14 +16,20 @@ DATA = os.path.relpath(os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data")))
 
 
-def study_parser(prog: str, doc: str, preset: str):
-    """The argparse parser every study starts from: --preset, --seed, --data-dir."""
+def study_parser(name: str, doc: str, preset: str, png: bool = True):
+    """The parser every study starts from: --preset, --seed, --data-dir, --threads and
+    its outputs --json (and --png) under docs/figures/NAME.*."""
     import argparse
-    ap = argparse.ArgumentParser(prog=prog, description=doc.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog=f"python -m reference.studies.{name}",
+                                 description=doc.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--preset", default=preset, help="network preset (architecture, hyper)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data-dir", default=DATA, help="folder holding mnist/ and fashion-mnist/")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", default=f"{FIGURES}/{name}.json")
+    if png:
+        ap.add_argument("--png", default=f"{FIGURES}/{name}.png")
     return ap
 
 

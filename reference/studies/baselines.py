@@ -22,7 +22,6 @@ train/test error per epoch and writes a JSON.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -98,7 +97,7 @@ def tables(res: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = C.study_parser("python -m reference.studies.baselines", __doc__, "digits")
+    ap = C.study_parser("baselines", __doc__, "digits", png=False)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--bptt-clamp-grad", default="st-output", choices=["exact", "st", "st-output"],
@@ -106,8 +105,6 @@ def main(argv=None) -> int:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--train-samples", type=int, default=0, help="0 = all")
     ap.add_argument("--test-samples", type=int, default=0, help="0 = all")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=f"{C.FIGURES}/baselines.json")
     args = ap.parse_args(argv)
     res = run(args)
     C.write_json(args.json, res)

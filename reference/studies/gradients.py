@@ -21,7 +21,6 @@ Writes a JSON (all numbers) and a PNG (cosine vs beta per layer); prints tables.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -285,7 +284,7 @@ def plot(res: dict, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = C.study_parser("python -m reference.studies.gradients", __doc__, "digits-2c")
+    ap = C.study_parser("gradients", __doc__, "digits-2c")
     ap.add_argument("--batches", type=int, default=5, help="test batches to average over")
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--t1", type=int, default=300, help="free steps (= BPTT unroll length)")
@@ -309,9 +308,6 @@ def main(argv=None) -> int:
     ap.add_argument("--gdu-steps", type=int, default=20, help="0 disables the step-wise check")
     ap.add_argument("--gdu-beta", type=float, default=1e-3)
     ap.add_argument("--gdu-pools", nargs="+", default=["avg", "max"])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=f"{C.FIGURES}/gradients.json")
-    ap.add_argument("--png", default=f"{C.FIGURES}/gradients.png")
     args = ap.parse_args(argv)
     return C.finish(args, run(args), plot, tables)
 

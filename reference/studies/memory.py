@@ -293,16 +293,13 @@ def plot(res: dict, path: str) -> None:
 
 def main(argv=None) -> int:
     from . import _common as C
-    ap = C.study_parser("python -m reference.studies.memory", __doc__, "paper-mnist")
+    ap = C.study_parser("memory", __doc__, "paper-mnist")
     ap.add_argument("--steps", nargs="+", type=int, default=[50, 100, 150, 300])
     ap.add_argument("--batch-size", type=int, default=10)
     ap.add_argument("--models", nargs="+", default=["snn", "crnn"], choices=["snn", "crnn"])
     ap.add_argument("--methods", nargs="+", default=["ep", "bptt"], choices=["ep", "bptt"])
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=f"{C.FIGURES}/memory.json")
-    ap.add_argument("--png", default=f"{C.FIGURES}/memory.png")
     ap.add_argument("--plain-malloc", action="store_true",
                     help="do not make glibc mmap/trim eagerly in the children (CPU RSS is then "
                          "the allocator's high-water mark, noisier)")

@@ -28,7 +28,6 @@ size of the spike noise itself).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 import time
@@ -319,7 +318,7 @@ def plot(res: dict, path: str) -> None:
 
 
 def main(argv=None) -> int:
-    ap = C.study_parser("python -m reference.studies.quantisation", __doc__, "digits-2c")
+    ap = C.study_parser("quantisation", __doc__, "digits-2c")
     ap.add_argument("--batches", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=20)
     ap.add_argument("--bits", nargs="*", type=int, default=[4, 6, 8, 10, 12, 16],
@@ -331,9 +330,6 @@ def main(argv=None) -> int:
     ap.add_argument("--fixed-weight-bits", type=int, default=8)
     ap.add_argument("--fixed-state-bits", type=int, default=12)
     ap.add_argument("--fixed-trace-bits", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--json", default=f"{C.FIGURES}/quantisation.json")
-    ap.add_argument("--png", default=f"{C.FIGURES}/quantisation.png")
     args = ap.parse_args(argv)
     return C.finish(args, run(args), plot, tables)
 
