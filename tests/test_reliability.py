@@ -248,28 +248,27 @@ def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference_long, 
     note = f"(NEUROCHIP_KILL_SEED={seed})"
     ck = tmp_path / "ck.npz"
     kills = []
-    # 1. a fresh run, killed at a random moment after its first checkpoint
-    p = _popen(LONG + ["--save", ck, "--checkpoint-every", "1"], tmp_path)
-    try:
-        _wait(lambda: _position(ck), p, 120, "the first checkpoint " + note)
-        time.sleep(rng.uniform(0.0, 0.8))
-        kills.append(p.poll() is None)
-        p.send_signal(signal.SIGKILL)
-        p.wait(30)
-    finally:
-        _reap(p)
-    first = _position(ck)
-    # 2. resumed, and killed again once it has made progress
-    if first[0] < 20 * N_BATCHES:
-        p = _popen(["--resume", ck, "--checkpoint-every", "1", "--quiet"], tmp_path)
+
+    def kill_at_random(args, ready, what, max_delay):
+        """Start a run, wait for ``ready()``, SIGKILL it after a random delay."""
+        p = _popen(args, tmp_path)
         try:
-            _wait(lambda: (_position(ck) or (0,))[0] > first[0], p, 120, "progress after resume " + note)
-            time.sleep(rng.uniform(0.0, 0.5))
+            _wait(ready, p, 120, what + " " + note)
+            time.sleep(rng.uniform(0.0, max_delay))
             kills.append(p.poll() is None)
             p.send_signal(signal.SIGKILL)
             p.wait(30)
         finally:
             _reap(p)
+
+    # 1. a fresh run, killed at a random moment after its first checkpoint
+    kill_at_random(LONG + ["--save", ck, "--checkpoint-every", "1"], lambda: _position(ck),
+                   "the first checkpoint", 0.8)
+    first = _position(ck)
+    # 2. resumed, and killed again once it has made progress
+    if first[0] < 20 * N_BATCHES:
+        kill_at_random(["--resume", ck, "--checkpoint-every", "1", "--quiet"],
+                       lambda: (_position(ck) or (0,))[0] > first[0], "progress after resume", 0.5)
     second = _position(ck)
     assert any(kills), f"no kill landed while training ran {note}"
     # 3. resumed to the end
