@@ -8,17 +8,18 @@ time (the same granularity) and, for reference, a whole batch at once.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import platform
 import sys
 import time
 
+from neurochip.errors import ArgumentParser, UserError
+
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mapping.bench", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="python -m mapping.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="digits")
     p.add_argument("--bits", type=int, default=8)
     p.add_argument("--samples", type=int, default=10, help="timed samples (after the first)")
@@ -28,7 +29,11 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=5, help="core timings: best of this many")
     p.add_argument("--json", default=None)
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     from neurochip.core import CoreNet
     from neurochip.data import load_dataset

@@ -20,10 +20,12 @@ import time
 
 import numpy as np
 
+from neurochip.errors import ArgumentParser, UserError
+
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m mapping.check", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = ArgumentParser(prog="python -m mapping.check", description=__doc__.split("\n\n")[0],
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--bits", type=int, default=8, help="weight bits B")
     p.add_argument("--images", type=int, default=5, help="test images run for inference")
     p.add_argument("--train", action="store_true",
@@ -97,10 +99,8 @@ def core_ms_per_step(core, x, labels, train: bool, repeats: int = 3) -> float:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    from neurochip.errors import UserError
     try:
-        return _main(args)
+        return _main(build_parser().parse_args(argv))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -230,14 +230,14 @@ def load_lava(path: str, **build_kwargs):
 
 
 def main(argv=None) -> int:
-    import argparse
-    p = argparse.ArgumentParser(prog="python -m mapping.export",
+    from neurochip.errors import ArgumentParser
+    p = ArgumentParser(prog="python -m mapping.export",
                                 description="Export a neurochip checkpoint for Lava (HDF5, netx "
                                             "key names plus the EP groups).")
     p.add_argument("checkpoint", help="checkpoint written by python -m neurochip.run --save")
     p.add_argument("path", help="HDF5 file to write")
-    args = p.parse_args(argv)
     try:
+        args = p.parse_args(argv)
         from neurochip.checkpoint import load_checkpoint
         net, _ = load_checkpoint(args.checkpoint)
         export_lava(net, args.path)

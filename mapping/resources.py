@@ -213,9 +213,10 @@ def check_resources(network: Network, profile: Profile | str = "loihi", *,
 
 def main(argv=None) -> int:
     """``python -m mapping.resources [--preset P | --load CKPT] [--profile loihi|loihi2]``."""
-    import argparse
     import sys
-    p = argparse.ArgumentParser(prog="python -m mapping.resources",
+
+    from neurochip.errors import ArgumentParser
+    p = ArgumentParser(prog="python -m mapping.resources",
                                 description="Loihi / Loihi 2 per-core resources of a network")
     p.add_argument("--preset", default="digits")
     p.add_argument("--arch", default=None, help="architecture string instead of the preset's")
@@ -224,8 +225,8 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="all", choices=("all",) + tuple(PROFILES))
     p.add_argument("--synapses", default=MAPPED.key, choices=tuple(chp.STORAGE),
                    help="synapse storage model (default: as the Lava mapping builds them)")
-    args = p.parse_args(argv)
     try:
+        args = p.parse_args(argv)
         if args.load:
             from neurochip.checkpoint import load_checkpoint
             net, _ = load_checkpoint(args.load)

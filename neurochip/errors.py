@@ -1,4 +1,5 @@
 """Errors a user can cause; the CLI turns each into one line and exit code 2."""
+import argparse
 
 
 class UserError(Exception):
@@ -15,3 +16,11 @@ class CheckpointError(UserError):
 
 class DataError(UserError):
     """A missing, truncated, corrupted or mismatching dataset file."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are a :class:`UserError` (one line, exit 2) instead of
+    usage text; every command of the project parses with it."""
+
+    def error(self, message):
+        raise UserError(message)

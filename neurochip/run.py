@@ -56,7 +56,7 @@ _AGE = _process_age()
 #: ``time.perf_counter()`` reading at the (estimated) start of this process.
 PROCESS_T0 = T_IMPORT - _AGE if _AGE is not None else T_IMPORT
 
-from .errors import CheckpointError, UserError  # noqa: E402
+from .errors import ArgumentParser as _Parser, CheckpointError, UserError  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -70,11 +70,6 @@ OUTPUT_FLAGS = ("json", "save", "report", "figure", "export_lava")
 
 # what the current run has done so far, for main()'s interrupt message
 _STATUS: dict = {"checkpoint": None, "updates": None}
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2
-        raise UserError(message)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

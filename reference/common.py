@@ -13,16 +13,9 @@ import dataclasses
 
 import numpy as np
 
-from neurochip.errors import UserError
+from neurochip.errors import ArgumentParser as Parser, UserError
 from neurochip.network import Architecture, Network, Widths, get_preset
 from neurochip.trainer import epoch_order
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one-line :class:`UserError` (exit 2)."""
-
-    def error(self, message):
-        raise UserError(message)
 
 
 def add_network_args(p: argparse.ArgumentParser) -> None:

@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import os
 import sys
 import time
 
 import numpy as np
 
-from ..errors import DataError, UserError
+from ..errors import ArgumentParser, UserError
 from ..network import Architecture, Network, get_preset
 from .report import build_report, format_table, plot_report, simulate_sample, write_report
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m neurochip.budget",
+    p = ArgumentParser(prog="python -m neurochip.budget",
                                 description="Hardware-budget report: core counts, NeuroBench metrics, "
                                             "Loihi/Loihi 2 fit and energy, EP vs BPTT memory.")
     p.add_argument("checkpoint", nargs="?", help="a saved network (neurochip.checkpoint)")
@@ -106,51 +105,26 @@ def _guess_dataset(net: Network) -> str:
     return "digits" if net.arch.input_shape[1:] == (8, 8) else "mnist"
 
 
-def _idx_images(path: str, index: int) -> tuple[np.ndarray, int]:
-    with gzip.open(path + "/t10k-images-idx3-ubyte.gz") as f:
-        head = np.frombuffer(f.read(16), ">i4")
-        if head[0] != 2051 or not 0 <= index < head[1]:
-            raise DataError(f"{path}: bad image file or sample index {index}")
-        n = int(head[2] * head[3])
-        f.seek(16 + index * n)
-        img = np.frombuffer(f.read(n), np.uint8)
-    with gzip.open(path + "/t10k-labels-idx1-ubyte.gz") as f:
-        f.seek(8 + index)
-        label = int(np.frombuffer(f.read(1), np.uint8)[0])
-    return img.reshape(1, -1), label
-
-
 def _sample(net: Network, dataset: str, index: int, data_dir: str | None) -> tuple[np.ndarray, int, str]:
-    """One test image as quantised pixels ``(1, N0)`` and its label."""
-    from .. import numerics as nx
-    one = 1 << net.widths.state_bits
-    if dataset == "digits":
-        from ..data import load_digits
-        d = load_digits()
-        x = d.quantised(d.test_x[index:index + 1], net.widths.state_bits)
-        return x, int(d.test_y[index]), f"digits test[{index}]"
-    try:
-        from ..data import load_dataset
-        d = load_dataset(dataset, data_dir)
-        x = d.quantised(d.test_x[index:index + 1], net.widths.state_bits)
-        return x, int(d.test_y[index]), f"{dataset} test[{index}]"
-    except (ImportError, ModuleNotFoundError, UserError, OSError, TypeError):
-        pass
-    here = os.path.dirname(os.path.abspath(__file__))
-    cands = [data_dir, os.environ.get("NEUROCHIP_DATA"),
-             os.path.join(here, "..", "..", "..", "shared", "data")]
-    for base in cands:
-        if base and os.path.exists(os.path.join(base, dataset, "t10k-images-idx3-ubyte.gz")):
-            img, label = _idx_images(os.path.join(base, dataset), index)
-            x = nx.quantise_pixels.py_func(img.astype(np.int64), 255, one)
-            return x, label, f"{dataset} test[{index}]"
-    raise DataError(f"cannot find the {dataset} test files; pass --data-dir (a folder holding "
-                    f"{dataset}/t10k-images-idx3-ubyte.gz) or set NEUROCHIP_DATA")
+    """One test image as quantised pixels ``(1, N0)`` and its label.
+
+    MNIST-type data comes from ``--data-dir``, else ``NEUROCHIP_DATA``, else the
+    ``shared/data`` folder beside the checkout (the loader checks every file)."""
+    from ..data import load_dataset
+    if dataset != "digits" and data_dir is None and not os.environ.get("NEUROCHIP_DATA"):
+        here = os.path.dirname(os.path.abspath(__file__))
+        shared = os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "data"))
+        data_dir = shared if os.path.isdir(shared) else None
+    d = load_dataset(dataset, data_dir)
+    if not 0 <= index < len(d.test_y):
+        raise UserError(f"--sample {index} is outside the {len(d.test_y)} test images of {dataset}")
+    x = d.quantised(d.test_x[index:index + 1], net.widths.state_bits)
+    return x, int(d.test_y[index]), f"{dataset} test[{index}]"
 
 
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)
         net, dataset = _network(args)
         if tuple(net.arch.input_shape) != ((1, 8, 8) if dataset == "digits" else (1, 28, 28)):
             raise UserError(f"dataset {dataset} does not fit the input shape {net.arch.input_shape}")
