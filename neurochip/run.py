@@ -590,7 +590,7 @@ def run(argv=None, t0: float | None = None) -> int:
     from .checkpoint import (atomic_write_bytes, checkpoint_bytes, remove_stale_temporaries,
                              save_checkpoint)
     from .network import Network
-    from .trainer import Tally, epoch_order, evaluate, make_backend, train_epoch
+    from .trainer import Tally, evaluate, make_backend, train_epoch
 
     ds = _load_data(args, plan)
     if plan.net is None:
@@ -679,17 +679,15 @@ def run(argv=None, t0: float | None = None) -> int:
                 bar = _progress(n_batches * bs, f"epoch {epoch + 1}/{epochs}", args.quiet)
                 if bar is not None:
                     bar.update(sb * bs)
-                order = epoch_order(net.seed, epoch, n_train)
                 t_epoch = time.perf_counter()
                 t_batch = [t_epoch]
 
-                def on_batch(i, step, elapsed, epoch=epoch, bar=bar, order=order):
+                def on_batch(i, step, wrong, epoch=epoch, bar=bar):
                     nonlocal train_seconds
                     now = time.perf_counter()
                     train_seconds += now - t_batch[0]
                     t_batch[0] = now
-                    idx = order[i * bs:(i + 1) * bs]
-                    acc["wrong"] += int((step.predictions != ds.train_y[idx]).sum())
+                    acc["wrong"] += wrong
                     acc["loss"] += step.loss * bs
                     acc["seen"] += bs
                     pos["epoch"], pos["batch"] = epoch, i + 1

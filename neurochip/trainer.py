@@ -7,7 +7,6 @@ core's :mod:`neurochip.learning`, shared by all backends.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -184,8 +183,9 @@ def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally,
                 start_batch: int = 0, on_batch=None) -> tuple[float, float]:
     """One epoch of minibatch EP; returns (train error on the fly, mean loss).
 
-    ``start_batch`` skips batches already done (resume); ``on_batch(i, step)``
-    is called after each update (progress, checkpoints).
+    ``start_batch`` skips batches already done (resume); ``on_batch(i, step,
+    wrong)`` is called after each update with the batch's misclassified count
+    (progress, partial sums, checkpoints).
     """
     bs = net.hyper.batch_size
     order = epoch_order(net.seed, epoch, len(labels))
@@ -193,13 +193,13 @@ def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally,
     wrong = 0
     loss = 0.0
     seen = 0
-    t0 = time.perf_counter()
     for i in range(start_batch, n_batches):
         idx = order[i * bs:(i + 1) * bs]
         step = train_step(backend, net, x_fp[idx], labels[idx], tally)
-        wrong += int((step.predictions != labels[idx]).sum())
+        batch_wrong = int((step.predictions != labels[idx]).sum())
+        wrong += batch_wrong
         loss += step.loss * bs
         seen += bs
         if on_batch is not None:
-            on_batch(i, step, time.perf_counter() - t0)
+            on_batch(i, step, batch_wrong)
     return wrong / max(seen, 1), loss / max(seen, 1)
