@@ -1,4 +1,6 @@
-"""A trainer backend that simulates with Lava (``neurochip.trainer`` interface).
+"""A trainer backend that simulates with Lava (the :mod:`neurochip.backend` protocol).
+
+Registered as backend ``lava`` (pyproject entry point): ``--backend lava``.
 
 ``LavaBackend(net)`` has the same ``run`` / ``layer_traces`` / ``refresh``
 methods as the core's ``NumbaBackend``, so ``neurochip.trainer.train_step``
@@ -12,7 +14,7 @@ from __future__ import annotations
 from neurochip import learning
 from neurochip.core import BatchResult
 from neurochip.network import Network
-from neurochip.trainer import layer_traces
+from neurochip.backend import layer_traces
 
 from .builder import LavaNet, StopOnExit
 

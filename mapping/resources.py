@@ -70,7 +70,6 @@ MAPPED = chp.SynapseStorage(
     "mapped", "mapped: as the Lava mapping builds them, each synapse as wide as its values "
     "(Bw, fused avg-pool kernel Bw + 2) and split into 8-bit digit synapses (mapping/layout.py) "
     "when that exceeds the chip's weight format", _mapped_bits)
-chp.register_storage(MAPPED)
 
 
 class ResourceError(UserError):
@@ -163,7 +162,7 @@ def check_resources(network: Network, profile: Profile | str = "loihi", *,
     """
     prof = chp.CHIPS[profile] if isinstance(profile, str) else profile
     lay.edges(network)      # raises MappingError for what has no Lava mapping (max-pool)
-    fit = chp.check_fit(network, prof, storage)
+    fit = chp.check_fit(network, prof, MAPPED if storage == MAPPED.key else storage)
     limits = {k: (None if v["value"] is None else int(v["value"]))
               for k, v in fit["limits"].items()}
     lim_mem = limits.get("memory_bits_per_core", limits.get("synapse_bits_per_core")) // 8
@@ -223,7 +222,7 @@ def main(argv=None) -> int:
     p.add_argument("--load", metavar="CKPT", default=None)
     p.add_argument("--bits", type=int, default=None)
     p.add_argument("--profile", default="all", choices=("all",) + tuple(PROFILES))
-    p.add_argument("--synapses", default=MAPPED.key, choices=tuple(chp.STORAGE),
+    p.add_argument("--synapses", default=MAPPED.key, choices=tuple(dict.fromkeys(chp.storage_names() + (MAPPED.key,))),
                    help="synapse storage model (default: as the Lava mapping builds them)")
     try:
         args = p.parse_args(argv)

@@ -17,12 +17,12 @@ import dataclasses
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
 
 from . import numerics as nx
+from .atomic import atomic_write_bytes, remove_stale_temporaries  # noqa: F401  (re-exported)
 from .errors import CheckpointError, UserError
 from .network import Architecture, Hyper, Network, Widths, check_seed
 
@@ -60,63 +60,6 @@ def network_spec(meta: dict) -> tuple[Architecture, Hyper, Widths]:
     hyper.validate(arch.n_layers)
     widths.validate()
     return arch, hyper, widths
-
-
-def _new_file_mode(path: str) -> int:
-    """Mode for the file we are about to (re)place: the old file's, else 0o666 & ~umask."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename.
-
-    Whatever happens (exception, signal, SIGKILL, power loss after the
-    rename's fsync), ``path`` holds either its previous content or ``data``;
-    on an exception the temporary file is removed.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    mode = _new_file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def remove_stale_temporaries(path: str) -> list[str]:
-    """Delete the temporary files a killed writer of ``path`` left (``.tmp-*-NAME``).
-
-    Call it only when this process is the one writer of ``path`` (a training
-    run that checkpoints to it).  Returns the names removed.
-    """
-    import glob
-    folder = os.path.dirname(os.path.abspath(path))
-    pattern = os.path.join(glob.escape(folder), ".tmp-*-" + glob.escape(os.path.basename(path)))
-    removed = []
-    for tmp in glob.glob(pattern):
-        try:
-            os.unlink(tmp)
-            removed.append(tmp)
-        except OSError:
-            pass
-    return removed
 
 
 def checkpoint_bytes(net: Network, training: dict | None = None) -> bytes:

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset import Dataset
 from .errors import DataError
 
 ENV_VAR = "NEUROCHIP_DATA"
@@ -392,7 +393,6 @@ def load_idx_dataset(name: str, data_dir=None, download: bool = False, verify: b
 
     ``verify=False`` skips only the MD5 comparison (all structural checks stay).
     """
-    from .data import Dataset
     if name not in CHECKSUMS:
         raise _fail(f"unknown IDX dataset {name!r}; choose one of: {', '.join(CHECKSUMS)}")
     _, target, looked, found = _resolve(name, data_dir)

@@ -1,9 +1,9 @@
 """Training and evaluation loops, independent of the backend that simulates.
 
-A *backend* simulates batches (``run``) and re-reads the parameters after an
-update (``refresh``).  The Numba core is the default; the PyTorch reference
-(``reference.backend``) plugs in the same way.  The EP update itself is the
-core's :mod:`neurochip.learning`, shared by all backends.
+A *backend* (:mod:`neurochip.backend`) simulates batches (``run``) and
+re-reads the parameters after an update (``refresh``).  The Numba core is the
+default; others plug in by name through :mod:`neurochip.registry`.  The EP
+update itself is the core's :mod:`neurochip.learning`, shared by all backends.
 """
 from __future__ import annotations
 
@@ -12,64 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import learning
-from .core import (N_COUNTS, PHASES, COUNT_NAMES, BatchResult, CoreLayout, CoreNet, M_KIND, KIND_CONV,
-                   M_IS_MAX)
+from .backend import Backend, NumbaBackend, backend_names, layer_traces, make_backend  # noqa: F401
+from .core import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, N_COUNTS, PHASES
 from .network import Network
-
-
-class NumbaBackend:
-    """The event-driven integer core (:mod:`neurochip.core`)."""
-
-    name = "numba"
-
-    def __init__(self, net: Network):
-        self.core = CoreNet(net)
-        self.net = net
-
-    def refresh(self) -> None:
-        self.core.refresh()
-
-    def run(self, x_fp, labels=None, train=True, record=False) -> BatchResult:
-        return self.core.run(x_fp, labels, train, record)
-
-    def layer_traces(self, res: BatchResult) -> list[learning.LayerTraces]:
-        """Canonical per-layer traces (index 0 = input) from a batch result."""
-        return layer_traces(self.net, self.core.layout, res, self.core.pool_offs)
-
-
-def layer_traces(net: Network, layout: CoreLayout, res: BatchResult,
-                 pool_offs=None) -> list[learning.LayerTraces]:
-    """Canonical per-layer traces (index 0 = input) of a batch result in internal order.
-
-    Every backend's ``layer_traces``: ``layout`` is the core's
-    :class:`~neurochip.core.CoreLayout` of ``net``; ``pool_offs`` (per layer,
-    the offset of its max-pool argmax slots in ``res.pool_idx``, as
-    ``CoreNet.pool_offs``) is needed only by max-pool conv layers.
-    """
-    arch = net.arch
-    shapes = [arch.input_shape] + arch.state_shapes()
-    plus = layout.split(res.traces[:, 0].astype(np.int64))
-    minus = layout.split(res.traces[:, 1].astype(np.int64))
-    bsz = res.traces.shape[0]
-    out = []
-    for l, shp in enumerate(shapes):
-        shp = (bsz,) + tuple(shp)
-        lt = learning.LayerTraces(plus[l].reshape(shp), minus[l].reshape(shp))
-        if l > 0 and layout.meta[l, M_KIND] == KIND_CONV and layout.meta[l, M_IS_MAX]:
-            o, n = int(pool_offs[l]), layout.sizes[l]
-            lt.idx_plus = layout.to_canonical(l, res.pool_idx[:, 0, o:o + n]).reshape(shp)
-            lt.idx_minus = layout.to_canonical(l, res.pool_idx[:, 1, o:o + n]).reshape(shp)
-        out.append(lt)
-    return out
-
-
-def make_backend(net: Network, name: str = "numba", **kwargs):
-    if name == "numba":
-        return NumbaBackend(net)
-    if name == "torch":
-        from reference.backend import TorchBackend   # optional dependency
-        return TorchBackend(net, **kwargs)
-    raise ValueError(f"unknown backend {name!r}")
 
 
 @dataclass
@@ -92,7 +37,6 @@ class Tally:
                      z.copy(), z.copy())
 
     def saturations(self) -> dict:
-        from .core import K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI
         c = self.counts
         return {"input_alignment": int(c[..., K_SAT_INPUT].sum()),
                 "decoder": int(c[..., K_SAT_DEC].sum()),
@@ -171,21 +115,15 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64([seed, epoch])).permutation(n)
 
 
-@dataclass
-class History:
-    epochs: list = field(default_factory=list)
-
-    def add(self, **kw):
-        self.epochs.append(kw)
-
-
-def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally,
+def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally | None = None,
                 start_batch: int = 0, on_batch=None) -> tuple[float, float]:
     """One epoch of minibatch EP; returns (train error on the fly, mean loss).
 
-    ``start_batch`` skips batches already done (resume); ``on_batch(i, step,
-    wrong)`` is called after each update with the batch's misclassified count
-    (progress, partial sums, checkpoints).
+    ``x_fp``: int64 ``(N, N0)`` quantised pixels; ``labels``: int ``(N,)``.
+    ``tally`` (optional) accumulates the counts; ``start_batch`` skips batches
+    already done (resume); ``on_batch(i, step, wrong)`` is called after each
+    update with the batch's misclassified count (progress, partial sums,
+    checkpoints).  :func:`fit` runs whole trainings with callbacks.
     """
     bs = net.hyper.batch_size
     order = epoch_order(net.seed, epoch, len(labels))
@@ -203,3 +141,171 @@ def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally,
         if on_batch is not None:
             on_batch(i, step, batch_wrong)
     return wrong / max(seen, 1), loss / max(seen, 1)
+
+
+# ------------------------------------------------------------------ fit, callbacks
+class StopTraining(Exception):
+    """Raised by a callback to end :func:`fit` at the next consistent point (after the batch)."""
+
+
+@dataclass
+class TrainingState:
+    """Where a training run stands; everything a checkpoint needs to resume it bit for bit.
+
+    ``epoch``/``batch``: the next batch to run (``batch`` batches of ``epoch``
+    are done); ``wrong``, ``loss``, ``seen``: the current epoch's partial sums
+    of misclassified samples, summed loss and samples; ``history``: one record
+    per finished epoch; ``train_seconds``: wall time spent in training batches.
+    """
+
+    epochs: int
+    epoch: int = 0
+    batch: int = 0
+    wrong: int = 0
+    loss: float = 0.0
+    seen: int = 0
+    train_seconds: float = 0.0
+    history: list = field(default_factory=list)
+    stopped: bool = False           # a callback raised StopTraining
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.epochs
+
+
+@dataclass
+class BatchEnd:
+    """What :meth:`Callback.on_batch_end` receives: the batch index in its epoch, its
+    :class:`StepResult` and its count of misclassified samples."""
+
+    index: int
+    step: StepResult
+    wrong: int
+
+
+class Callback:
+    """Hooks into :func:`fit`; override the ones you need (each gets the :class:`TrainingState`).
+
+    Raise :class:`StopTraining` from any hook to stop after the current batch
+    (progress bars, logging, checkpoints, early stopping, schedules).
+    """
+
+    def on_train_begin(self, state: TrainingState) -> None: ...
+
+    def on_epoch_begin(self, state: TrainingState) -> None: ...
+
+    def on_batch_end(self, state: TrainingState, batch: BatchEnd) -> None: ...
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        """``record`` is the epoch's history entry (already appended); a hook may add keys."""
+
+    def on_train_end(self, state: TrainingState) -> None: ...
+
+
+def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int, *,
+        test: tuple[np.ndarray, np.ndarray] | None = None, tally: Tally | None = None,
+        callbacks=(), state: TrainingState | None = None, clock=None) -> TrainingState:
+    """Train ``net`` for ``epochs`` epochs of minibatch EP, calling ``callbacks`` on the way.
+
+    Parameters
+    ----------
+    x_fp, labels : int64 ``(N, N0)`` quantised pixels and int ``(N,)`` labels.
+    test : optional ``(x_fp, labels)`` evaluated (free phase) after every epoch;
+        its error and loss go into the epoch's history record.
+    tally : optional :class:`Tally` accumulating the training counts.
+    state : a :class:`TrainingState` to continue (resume); default: a new one.
+    clock : seconds counter (default ``time.perf_counter``).
+
+    Each history record holds ``epoch`` (1-based), ``train_error_on_the_fly``,
+    ``train_loss``, with ``test``: ``test_error``, ``test_loss``, and
+    ``seconds``.  Returns the final state (``stopped`` when a callback stopped it).
+    """
+    import time
+    clock = clock or time.perf_counter
+    st = state if state is not None else TrainingState(epochs=epochs)
+    st.epochs = epochs
+    bs = net.hyper.batch_size
+    cbs = list(callbacks)
+
+    def each(hook, *args):
+        for cb in cbs:
+            getattr(cb, hook)(st, *args)
+
+    try:
+        each("on_train_begin")
+        while st.epoch < epochs:
+            epoch = st.epoch
+            each("on_epoch_begin")
+            t_epoch = clock()
+            t_last = [t_epoch]
+
+            def on_batch(i, step, wrong):
+                now = clock()
+                st.train_seconds += now - t_last[0]
+                t_last[0] = now
+                st.wrong += wrong
+                st.loss += step.loss * bs
+                st.seen += bs
+                st.batch = i + 1
+                each("on_batch_end", BatchEnd(i, step, wrong))
+
+            train_epoch(backend, net, x_fp, labels, epoch, tally, st.batch, on_batch)
+            record = {"epoch": epoch + 1, "train_error_on_the_fly": st.wrong / max(st.seen, 1),
+                      "train_loss": st.loss / max(st.seen, 1)}
+            if test is not None:
+                record["test_error"], record["test_loss"] = evaluate(backend, net, test[0], test[1])
+            record["seconds"] = round(clock() - t_epoch, 3)
+            st.history.append(record)
+            st.epoch, st.batch = epoch + 1, 0
+            st.wrong, st.loss, st.seen = 0, 0.0, 0
+            each("on_epoch_end", record)
+    except StopTraining:
+        st.stopped = True
+    each("on_train_end")
+    return st
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` (a history key, lower is better) has not improved for ``patience`` epochs.
+
+    Choose on a validation split, never on the test set: pass the validation
+    data as ``fit(..., test=...)`` and monitor ``test_error`` of that split.
+    """
+
+    def __init__(self, monitor: str = "test_error", patience: int = 3, min_delta: float = 0.0):
+        self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
+        self.best = float("inf")
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        value = record[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best, self.bad_epochs = value, 0
+        else:
+            self.bad_epochs += 1
+            if self.bad_epochs >= self.patience:
+                raise StopTraining
+
+
+class PrintProgress(Callback):
+    """One line per epoch (to ``stream``, default stderr)."""
+
+    def __init__(self, stream=None):
+        self.stream = stream
+
+    def on_epoch_end(self, state: TrainingState, record: dict) -> None:
+        import sys
+        test = (f", test error {record['test_error']:.2%}" if "test_error" in record else "")
+        print(f"epoch {record['epoch']}/{state.epochs}: train error "
+              f"{record['train_error_on_the_fly']:.2%} (on the fly){test}, {record['seconds']:.1f} s",
+              file=self.stream or sys.stderr)
+
+
+class LambdaCallback(Callback):
+    """A callback from plain functions: ``LambdaCallback(on_batch_end=lambda state, b: ...)``."""
+
+    def __init__(self, **hooks):
+        for name, fn in hooks.items():
+            if not hasattr(Callback, name):
+                raise TypeError(f"unknown hook {name!r}")
+            setattr(self, name, fn)

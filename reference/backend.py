@@ -1,6 +1,7 @@
-"""``TorchBackend``: the exact mirror behind :class:`neurochip.trainer.NumbaBackend`'s interface.
+"""``TorchBackend``: the exact mirror behind the backend protocol (:mod:`neurochip.backend`).
 
-``neurochip.trainer.make_backend(net, 'torch', device='cuda')`` returns one;
+Registered as backend ``torch`` (pyproject entry point), so
+``neurochip.make_backend(net, 'torch', device='cuda')`` returns one;
 ``run`` returns a :class:`neurochip.core.BatchResult` whose arrays have the
 core's dtypes, shapes and *internal* neuron order (conv maps channel-last,
 :class:`neurochip.core.CoreLayout`), so the trainer, the learning rule and the
@@ -13,9 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from neurochip import learning
-from neurochip.core import BatchResult, CoreLayout, KIND_CONV, M_IS_MAX, M_KIND, M_SIZE
+from neurochip.backend import layer_traces, max_pool_slots
+from neurochip.core import BatchResult, CoreLayout
 from neurochip.network import Network
-from neurochip.trainer import layer_traces
 
 from .mirror import Mirror, MirrorResult
 
@@ -33,14 +34,7 @@ class TorchBackend:
         lay = self.layout
         # canonical (all layers concatenated) -> internal flat positions
         self._gperm = np.concatenate([o + p for o, p in zip(lay.offsets, lay.perm)])
-        # max-pool argmax slots, exactly as CoreNet.refresh lays them out
-        offs = np.zeros(len(lay.meta), np.int64)
-        total = 0
-        for l in range(1, len(lay.meta)):
-            offs[l] = total
-            if lay.meta[l, M_KIND] == KIND_CONV and lay.meta[l, M_IS_MAX]:
-                total += int(lay.meta[l, M_SIZE])
-        self.pool_offs, self.n_pool = offs, max(total, 1)
+        self.pool_offs, self.n_pool = max_pool_slots(net)   # as every backend lays them out
         self.last: MirrorResult | None = None
 
     def refresh(self) -> None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurochip.backend import is_max_pool_layer
 from neurochip.errors import UserError
 
 PHASES = ("free", "plus", "minus")
@@ -65,7 +66,7 @@ class DiffTally:
                 sum(v for k, v in self.total.items() if k[-1] == col))
 
 
-def compare_batch(tally: DiffTally, layout, pool_offs, rn, rt, t1: int, t2: int) -> None:
+def compare_batch(tally: DiffTally, net, layout, pool_offs, rn, rt, t1: int, t2: int) -> None:
     """Compare two recorded training :class:`BatchResult` s (same internal layout)."""
     n_l1 = len(layout.sizes)
     ranges = ((0, t1), (t1, t1 + t2), (t1 + t2, t1 + 2 * t2))
@@ -82,7 +83,7 @@ def compare_batch(tally: DiffTally, layout, pool_offs, rn, rt, t1: int, t2: int)
             tally.add((l, p, "counts"), rn.counts[:, p, l], rt.counts[:, p, l])
             if p > 0:
                 tally.add((l, p, "trace"), tr_n[p - 1][l], tr_t[p - 1][l])
-                if l > 0 and _is_max(layout, l):
+                if is_max_pool_layer(net, l):
                     o, n = int(pool_offs[l]), layout.sizes[l]
                     tally.add((l, p, "argmax"), rn.pool_idx[:, p - 1, o:o + n],
                               rt.pool_idx[:, p - 1, o:o + n])
@@ -90,9 +91,6 @@ def compare_batch(tally: DiffTally, layout, pool_offs, rn, rt, t1: int, t2: int)
     tally.add(("all", "predictions"), rn.predictions, rt.predictions)
 
 
-def _is_max(layout, l: int) -> bool:
-    from neurochip.core import KIND_CONV, M_IS_MAX, M_KIND
-    return bool(layout.meta[l, M_KIND] == KIND_CONV and layout.meta[l, M_IS_MAX])
 
 
 def compare_update(tally: DiffTally, u: int, grads_n, grads_t, net_n, mirror, stats_n,
@@ -132,7 +130,7 @@ def compare_networks(net, x_all, y_all, batches, device="cpu") -> CheckResult:
     ``batches``: sample indices of each minibatch.  ``net`` itself is left untouched.
     """
     from neurochip import learning
-    from neurochip.trainer import NumbaBackend
+    from neurochip.backend import NumbaBackend
 
     from .backend import TorchBackend
 
@@ -148,7 +146,7 @@ def compare_networks(net, x_all, y_all, batches, device="cpu") -> CheckResult:
         before = tally.differing()
         rn = nb.run(xb, yb, train=True, record=True)
         rt = tb.run(xb, yb, train=True, record=True)
-        compare_batch(tally, nb.core.layout, tb.pool_offs, rn, rt, h.t1, h.t2)
+        compare_batch(tally, net_n, nb.core.layout, tb.pool_offs, rn, rt, h.t1, h.t2)
         grads_n = learning.contrastive(net_n, nb.layer_traces(rn))
         stats_n = learning.update_network(net_n, grads_n)
         stats_n.products = learning.learning_products(net_n, len(yb))  # the trainer's tally

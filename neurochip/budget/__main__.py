@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ArgumentParser, UserError
 from ..network import Architecture, Network, get_preset
+from . import chips as chp
 from .report import build_report, format_table, plot_report, simulate_sample, write_report
 
 
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", type=int, default=0, help="index of the test image simulated")
     p.add_argument("--inference", action="store_true", help="simulate the free phase only")
     p.add_argument("--chips", default="loihi,loihi2", help="comma-separated chip profiles")
-    p.add_argument("--synapses", default="fused", choices=("fused", "mapped"),
+    p.add_argument("--synapses", default="fused", choices=chp.storage_names(),
                    help="core fit's synapse storage: 'fused' (default) at the width the core's "
                         "arithmetic needs; 'mapped' as the Lava mapping splits them into 8-bit "
                         "digit synapses (needs the mapping package)")
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         counts, raster, tally = simulate_sample(net, x, label, train=not args.inference)
         t_sim = time.perf_counter() - t0
         chips = tuple(c.strip() for c in args.chips.split(",") if c.strip())
-        from .chips import CHIPS
+        CHIPS = chp.CHIPS
         bad = [c for c in chips if c not in CHIPS]
         if bad:
             raise UserError(f"unknown chip {bad[0]!r}; choose from {', '.join(CHIPS)}")
@@ -147,16 +148,12 @@ def main(argv=None) -> int:
         if args.bptt_k is not None:
             k, k_src = args.bptt_k, "given with --bptt-k"
         if args.measure_bptt_k:
-            from .memory import measure_bptt_k
-            meas = measure_bptt_k(net)
-            if meas is None:
-                raise UserError("--measure-bptt-k needs torch and the reference package")
-            k, k_src = meas["k"], "measured: " + meas["method"]
-        if args.synapses == "mapped":
+            from .. import registry
             try:
-                import mapping.resources  # noqa: F401  (optional dependency: registers 'mapped')
-            except ImportError:
-                raise UserError("--synapses mapped needs the mapping package") from None
+                meas = registry.get("neurochip.measurements", "bptt_k")(net)
+            except registry.PluginUnavailable:
+                raise UserError("--measure-bptt-k needs torch and the reference package") from None
+            k, k_src = meas["k"], "measured: " + meas["method"]
         rep = build_report(net, tally, counts, raster, chips=chips, mem_batch=args.mem_batch,
                            t_bptt=args.t_bptt, k_bptt=k, k_source=k_src, note=note,
                            storage=args.synapses)

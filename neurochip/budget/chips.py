@@ -24,7 +24,7 @@ assumptions, printed with every result:
   (:class:`SynapseStorage`): ``'fused'`` (default here) stores each synapse as
   wide as the core's arithmetic needs (fused avg-pool kernel ``Bw + 2`` bits),
   even beyond the chip's weight format (reported as a violation);
-  ``'mapped'`` (registered by ``mapping.resources``) counts the 8-bit digit
+  ``'mapped'`` (a plug-in of ``mapping.resources``) counts the 8-bit digit
   synapses the Lava mapping builds when that width exceeds the format;
 * input axons of a core = distinct presynaptic neurons of its neurons; output
   axons of a core = for each of its neurons, the number of distinct
@@ -235,12 +235,23 @@ class SynapseStorage:
 FUSED = SynapseStorage(
     "fused", "fused: each synapse as wide as the core's arithmetic needs (fused avg-pool kernel "
     "Bw + 2 bits), even beyond the chip's weight format", lambda needed, fmt: needed)
+#: the built-in storage models; others plug in through :mod:`neurochip.registry`
+#: (group ``neurochip.storage``: 'mapped' is :mod:`mapping.resources`').
 STORAGE: dict[str, SynapseStorage] = {"fused": FUSED}
 
 
-def register_storage(model: SynapseStorage) -> None:
-    """Add a synapse storage model (``mapping.resources`` adds 'mapped')."""
-    STORAGE[model.key] = model
+def storage_names() -> tuple[str, ...]:
+    """Keys :func:`storage_model` accepts (built-in first; plug-ins are not imported)."""
+    from .. import registry
+    return tuple(STORAGE) + tuple(n for n in registry.names("neurochip.storage") if n not in STORAGE)
+
+
+def storage_model(key: str) -> SynapseStorage:
+    """The synapse storage model called ``key``: built-in or a registered plug-in."""
+    if key in STORAGE:
+        return STORAGE[key]
+    from .. import registry
+    return registry.get("neurochip.storage", key)
 
 
 FIT_ASSUMPTIONS = (
@@ -379,8 +390,7 @@ def check_fit(net: Network, chip: ChipProfile | str,
     """Cores needed per population on ``chip`` and the limit that binds.
 
     ``storage``: the synapse storage model (:class:`SynapseStorage` or a key
-    of :data:`STORAGE`: 'fused', or 'mapped' once ``mapping.resources`` is
-    imported).  Returns a dict: ``cores`` (total), ``chips``,
+    of :func:`storage_names`: 'fused', or a registered plug-in such as 'mapped').  Returns a dict: ``cores`` (total), ``chips``,
     ``binding_limit`` (the constraint binding the most cores; ``binding``: its
     key), ``storage``,
     ``layers`` (per population: neurons, cores, binding ('population' when it
@@ -396,7 +406,7 @@ def check_fit(net: Network, chip: ChipProfile | str,
     if isinstance(chip, str):
         chip = CHIPS[chip]
     if isinstance(storage, str):
-        storage = STORAGE[storage]
+        storage = storage_model(storage)
     projs = cnt.projections(net)
     n_layers = net.arch.n_layers
     wmax = _limit(chip.max_weight_bits)

@@ -36,7 +36,7 @@ from neurochip.debug import DebugBackend, RegisterWidthError, check_batch, check
 from neurochip.network import Architecture, Hyper, Network, Widths, get_preset
 from neurochip.trainer import Tally, epoch_order, make_backend, train_step
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.paths import ROOT  # noqa: E402
 # 240 samples / batch 20 = 12 updates per epoch, 24 in all
 COMMON = ["--epochs", "2", "--train-samples", "240", "--test-samples", "40", "--quiet"]
 N_BATCHES = 12
@@ -550,10 +550,6 @@ def test_epoch_order_is_a_pure_function():
 
 def test_numba_and_torch_backends_identical():
     pytest.importorskip("torch")
-    try:
-        import reference.backend  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"reference.backend not importable yet: {exc}")
     p = get_preset("digits-2c")
     hyper = dataclasses.replace(p.hyper, batch_size=8, t1=20, t2=6)
     a = Network.create(p.arch, hyper, p.widths, seed=2)
@@ -767,7 +763,7 @@ def test_seconds_counts_from_process_start(tmp_path):
 # -------------------------------------------------------- leaked processes
 def test_leftover_process_detection():
     """tests/conftest.py's check sees children and grandchildren, not reaped zombies."""
-    import conftest
+    from tests import conftest
     p = subprocess.Popen(["sh", "-c", "sleep 60 & wait"], start_new_session=True)
     try:
         kids = _wait(lambda: len(conftest.leftover_processes()) >= 2 and conftest.leftover_processes(),

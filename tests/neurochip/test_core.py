@@ -14,7 +14,7 @@ from neurochip.data import load_digits
 from neurochip.network import Architecture, Hyper, Network, get_preset
 from neurochip.trainer import Tally, make_backend, mse_loss, train_step
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.paths import ROOT  # noqa: E402
 
 
 def _digits_batch(n, sbits=12, start=0):

@@ -397,16 +397,6 @@ def test_memory_by_hand():
     assert mem.training_memory(net, batch=2, t_bptt=10)["bptt_bytes"] > m["bptt_bytes"]
 
 
-def test_measure_bptt_k():
-    pytest.importorskip("torch")
-    pytest.importorskip("reference.bptt")
-    net = _net("1x8x8:f64-f10")
-    m = mem.measure_bptt_k(net)
-    assert m is not None and 1.0 <= m["k"] <= 20.0
-    big = mem.training_memory(net, batch=2, t_bptt=5, k_bptt=m["k"], k_source="measured")
-    assert big["k_source"] == "measured" and big["bptt_bytes_fp32"] > 0
-
-
 # -------------------------------------------------------------------- pricing
 def test_prices_never_silent_zero():
     work = {"synaptic_op": {"count": 10.0, "by": {"conv": 4.0, "dense": 6.0}},

@@ -17,7 +17,7 @@ from neurochip.core import CoreLayout, CoreNet
 from neurochip.data import load_digits
 from neurochip.network import Hyper, Network, Widths, get_preset
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.paths import ROOT  # noqa: E402
 
 
 def _digits(n, start=0):

@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from tests.paths import ROOT
+
 torch = pytest.importorskip("torch")
 dist = pytest.importorskip("torch.distributed")
 
@@ -30,7 +32,7 @@ def _env():
 
 
 def _run(cmd, tmp_path):
-    proc = subprocess.run(cmd, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    proc = subprocess.run(cmd, cwd=ROOT,
                           env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     return proc.stdout
@@ -72,7 +74,7 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
 
 def test_distributed_bad_argument():
     proc = subprocess.run([sys.executable, "-m", "reference.distributed", "--pool", "min"],
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          cwd=ROOT,
                           env=_env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1

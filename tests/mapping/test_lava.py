@@ -15,14 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-try:   # lava-nc 0.10 needs Python 3.10: on 3.11+ its import raises (not only ImportError)
-    from mapping.builder import _allow_lava_fork
-    _allow_lava_fork()     # another test may have fixed the start method already
-    import lava.magma.core.process.process  # noqa: F401  (sets 'fork' at collection)
-    import lava.magma.core.run_configs  # noqa: F401
-except Exception as exc:  # pragma: no cover - environment dependent
-    pytest.skip(f"lava-nc is not importable here: {exc.__class__.__name__}: {exc}",
-                allow_module_level=True)
+from mapping.builder import _allow_lava_fork  # noqa: E402
+
+_allow_lava_fork()     # another test may have fixed the start method already
+# lava-nc 0.10 (Python 3.10 only) is an optional third-party package; it sets 'fork' at import
+pytest.importorskip("lava.magma.core.process.process")
+pytest.importorskip("lava.magma.core.run_configs")
 
 from neurochip import learning  # noqa: E402
 from neurochip.core import CoreNet  # noqa: E402
@@ -34,7 +32,7 @@ from mapping.backend import LavaBackend  # noqa: E402
 from mapping.builder import to_lava  # noqa: E402
 from mapping.compare import compare_batches, n_differ  # noqa: E402
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.paths import ROOT  # noqa: E402
 
 
 def _net(preset, bits=8, seed=1, t1=12, t2=4, updates=0):

@@ -17,10 +17,7 @@ from neurochip.data import load_dataset
 from neurochip.errors import DataError, UserError
 from neurochip.idx import load_idx_dataset
 
-REPO = Path(__file__).resolve().parents[1]
-# ../shared/data beside the checkout (where CI and the developers keep it)
-SHARED = Path(os.environ.get("NEUROCHIP_TEST_DATA",
-                            Path(__file__).resolve().parents[2] / "shared" / "data"))
+from tests.paths import ROOT as REPO, SHARED  # noqa: E402
 BASES = [b for _, _, b in idx.FILES]
 TRAIN_IMG, TRAIN_LBL, TEST_IMG, TEST_LBL = BASES
 
@@ -425,7 +422,6 @@ def test_no_download_without_flag(tmp_path):
 # ---------------------------------------------------------------------------
 # the CLI
 
-@pytest.mark.skipif(not (REPO / "neurochip" / "run.py").exists(), reason="neurochip/run.py not written yet")
 def test_cli_missing_data_one_line(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -24,10 +24,7 @@ import pytest
 from neurochip.checkpoint import save_checkpoint
 from neurochip.network import Network, get_preset
 
-ROOT = Path(__file__).resolve().parents[1]
-# ../shared/data beside the checkout (where CI and the developers keep it)
-SHARED = Path(os.environ.get("NEUROCHIP_TEST_DATA",
-                            Path(__file__).resolve().parents[2] / "shared" / "data"))
+from tests.paths import ROOT, SHARED  # noqa: E402
 HAVE_MNIST = all((SHARED / "mnist" / f"{b}.gz").exists() for b in (
     "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
     "t10k-labels-idx1-ubyte"))
@@ -373,11 +370,12 @@ def test_checkpoint_inputs_untouched_by_errors(files, tmp_path, capsys):
 
 def test_keyboard_interrupt_before_training_is_one_line(monkeypatch, capsys):
     """Ctrl-C while the command starts (imports, data): exit 130, one line, no traceback."""
+    import neurochip.cli.validation as validation
     import neurochip.run as run_mod
 
     def boom(*a, **k):
         raise KeyboardInterrupt
-    monkeypatch.setattr(run_mod, "_load_data", boom)
+    monkeypatch.setattr(validation, "load_data", boom)
     assert run_mod.main(SMALL) == 130
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.strip()]
