@@ -27,6 +27,7 @@ import os
 import numpy as np
 
 from .. import learning
+from ..atomic import atomic_path, atomic_write_text
 from ..core import K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SPIKES, K_UPDATES, N_COUNTS, PHASES
 from ..network import Network
 from . import chips as chp
@@ -609,8 +610,7 @@ def write_report(report: dict, path: str) -> str:
         raise ValueError(f"report path must end in .json or .md, got {path!r}")
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
+    atomic_write_text(path, text if text.endswith("\n") else text + "\n")
     return path
 
 
@@ -689,6 +689,9 @@ def plot_report(report, path: str, tally=None, sample_counts=None, sample_raster
     fig.tight_layout()
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
