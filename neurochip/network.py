@@ -295,6 +295,36 @@ class Network:
         biases = [quantise_biases(b, widths) for b in bs]
         return Network(arch, hyper, widths, seed, weights, biases, exps, 0, preset)
 
+    @staticmethod
+    def from_preset(name: str = "digits", *, arch: Architecture | str | None = None, seed: int = 0,
+                    **overrides) -> "Network":
+        """A new network from a preset, optionally with another architecture and changed settings.
+
+        ``overrides``: any :class:`Hyper` field (``t1=20``, ``lrs=(0.1, 0.05)``, ...) or
+        :class:`Widths` field (``weight_bits=12``; ``bits`` is short for it).  With another
+        ``arch`` and no ``lrs``, :func:`rates_for` adapts the preset's rates.  The result
+        is the one ``python -m neurochip.run --preset NAME ...`` trains, integer for integer.
+        """
+        preset = get_preset(name)
+        arch = Architecture.parse(arch if arch is not None else preset.arch) \
+            if not isinstance(arch, Architecture) else arch
+        if "bits" in overrides:
+            overrides["weight_bits"] = overrides.pop("bits")
+        wfields = {f.name for f in dataclasses.fields(Widths)}
+        hfields = {f.name for f in dataclasses.fields(Hyper)}
+        unknown = sorted(set(overrides) - wfields - hfields)
+        if unknown:
+            raise UserError(f"unknown setting {unknown[0]!r}; settings: "
+                            f"{', '.join(sorted(hfields | wfields | {'bits'}))}")
+        hyper = preset.hyper
+        if "lrs" not in overrides:
+            hyper = dataclasses.replace(hyper, lrs=rates_for(hyper.lrs, arch.n_layers))
+        if "lrs" in overrides:
+            overrides["lrs"] = tuple(overrides["lrs"])
+        hyper = dataclasses.replace(hyper, **{k: v for k, v in overrides.items() if k in hfields})
+        widths = dataclasses.replace(preset.widths, **{k: v for k, v in overrides.items() if k in wfields})
+        return Network.create(arch, hyper, widths, seed=seed, preset=name)
+
     # derived ------------------------------------------------------------
     def constants(self) -> IntConstants:
         """All integer constants the executions use (see docs/numerics.md §3)."""
@@ -390,6 +420,17 @@ def quantise_biases(b_real: np.ndarray, widths: Widths) -> np.ndarray:
     """Real biases in state units (``ONE = 2**state_bits``) as ``bias_bits`` integers."""
     lo, hi = nx.signed_range.py_func(widths.bias_bits)
     return np.clip(np.rint(np.asarray(b_real) * (1 << widths.state_bits)), lo, hi).astype(np.int32)
+
+
+def rates_for(lrs: tuple[float, ...], n_layers: int) -> tuple[float, ...]:
+    """Per-layer learning rates for ``n_layers`` layers from a preset's ``lrs``.
+
+    Unchanged when the counts match; otherwise (a custom architecture) the
+    first rate for every hidden layer and the last for the readout.
+    """
+    if len(lrs) == n_layers:
+        return tuple(lrs)
+    return tuple([lrs[0]] * (n_layers - 1) + [lrs[-1]])
 
 
 def check_seed(seed: int) -> None:

@@ -203,21 +203,24 @@ class Callback:
 
 
 def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int, *,
-        test: tuple[np.ndarray, np.ndarray] | None = None, tally: Tally | None = None,
-        callbacks=(), state: TrainingState | None = None, clock=None) -> TrainingState:
+        test: tuple[np.ndarray, np.ndarray] | None = None, test_name: str = "test",
+        tally: Tally | None = None, callbacks=(), state: TrainingState | None = None,
+        clock=None) -> TrainingState:
     """Train ``net`` for ``epochs`` epochs of minibatch EP, calling ``callbacks`` on the way.
 
     Parameters
     ----------
     x_fp, labels : int64 ``(N, N0)`` quantised pixels and int ``(N,)`` labels.
     test : optional ``(x_fp, labels)`` evaluated (free phase) after every epoch;
-        its error and loss go into the epoch's history record.
+        its error and loss go into the epoch's history record as
+        ``{test_name}_error`` and ``{test_name}_loss`` (the CLI: ``test``; :func:`neurochip.train`:
+        ``val``, for a validation split).
     tally : optional :class:`Tally` accumulating the training counts.
     state : a :class:`TrainingState` to continue (resume); default: a new one.
     clock : seconds counter (default ``time.perf_counter``).
 
     Each history record holds ``epoch`` (1-based), ``train_error_on_the_fly``,
-    ``train_loss``, with ``test``: ``test_error``, ``test_loss``, and
+    ``train_loss``, with ``test``: ``test_error``, ``test_loss`` (``test_name``), and
     ``seconds``.  Returns the final state (``stopped`` when a callback stopped it).
     """
     import time
@@ -253,7 +256,8 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
             record = {"epoch": epoch + 1, "train_error_on_the_fly": st.wrong / max(st.seen, 1),
                       "train_loss": st.loss / max(st.seen, 1)}
             if test is not None:
-                record["test_error"], record["test_loss"] = evaluate(backend, net, test[0], test[1])
+                err, loss = evaluate(backend, net, test[0], test[1])
+                record[f"{test_name}_error"], record[f"{test_name}_loss"] = err, loss
             record["seconds"] = round(clock() - t_epoch, 3)
             st.history.append(record)
             st.epoch, st.batch = epoch + 1, 0
@@ -268,11 +272,11 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
 class EarlyStopping(Callback):
     """Stop when ``monitor`` (a history key, lower is better) has not improved for ``patience`` epochs.
 
-    Choose on a validation split, never on the test set: pass the validation
-    data as ``fit(..., test=...)`` and monitor ``test_error`` of that split.
+    Choose on a validation split, never on the test set:
+    ``neurochip.train(..., evaluate_on=validation)`` records ``val_error``.
     """
 
-    def __init__(self, monitor: str = "test_error", patience: int = 3, min_delta: float = 0.0):
+    def __init__(self, monitor: str = "val_error", patience: int = 3, min_delta: float = 0.0):
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
         self.best = float("inf")
         self.bad_epochs = 0
@@ -295,7 +299,8 @@ class PrintProgress(Callback):
 
     def on_epoch_end(self, state: TrainingState, record: dict) -> None:
         import sys
-        test = (f", test error {record['test_error']:.2%}" if "test_error" in record else "")
+        test = "".join(f", {key[:-6]} error {record[key]:.2%}" for key in record
+                       if key.endswith("_error") and key != "train_error_on_the_fly")
         print(f"epoch {record['epoch']}/{state.epochs}: train error "
               f"{record['train_error_on_the_fly']:.2%} (on the fly){test}, {record['seconds']:.1f} s",
               file=self.stream or sys.stderr)

@@ -198,7 +198,7 @@ def plan(args) -> Plan:
     """Network source, dataset name, epochs; every network flag checked."""
     import dataclasses
     from ..checkpoint import load_checkpoint
-    from ..network import Architecture, PRESETS, get_preset
+    from ..network import Architecture, PRESETS, get_preset, rates_for
 
     if args.load or args.resume:
         src = args.load or args.resume
@@ -242,10 +242,8 @@ def plan(args) -> Plan:
     arch = Architecture.parse(args.arch if args.arch is not None else preset.arch)
     check_size(arch)
     hyper = preset.hyper
-    if args.lrs is None and len(hyper.lrs) != arch.n_layers:
-        # a custom architecture: first rate for hidden layers, last for the readout
-        hyper = dataclasses.replace(
-            hyper, lrs=tuple([hyper.lrs[0]] * (arch.n_layers - 1) + [hyper.lrs[-1]]))
+    if args.lrs is None:
+        hyper = dataclasses.replace(hyper, lrs=rates_for(hyper.lrs, arch.n_layers))
     hyper, widths = apply_overrides(hyper, preset.widths, args, arch.n_layers)
     epochs = args.epochs if args.epochs is not None else preset.epochs
     return Plan(net=None, training=None, arch=arch, hyper=hyper, widths=widths,

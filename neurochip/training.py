@@ -1,0 +1,122 @@
+"""Training and evaluation for Python users: a network, a dataset, a backend by name.
+
+These wrap :mod:`neurochip.trainer` (the loops over quantised arrays that the
+command line uses too), so a run here and ``python -m neurochip.run`` with the
+same settings give the same integers::
+
+    import neurochip as nc
+    net = nc.Network.from_preset("digits", bits=8)
+    data = nc.load_dataset("digits")
+    run = nc.train(net, data, epochs=2, callbacks=[nc.PrintProgress()])
+    print(nc.evaluate(net, data).error)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from . import trainer
+from .backend import make_backend
+from .dataset import Dataset
+from .errors import DataError
+from .network import Network
+
+
+class Evaluation(NamedTuple):
+    """Free-phase result on a set of samples: error fraction and mean MSE loss."""
+
+    error: float
+    loss: float
+
+
+@dataclass
+class TrainingRun:
+    """What :func:`train` returns: the trained ``net`` (trained in place), the loop's
+    :class:`~neurochip.trainer.TrainingState` (history, position: pass it back as
+    ``state=`` to continue), the counts (:class:`~neurochip.trainer.Tally`) and the backend."""
+
+    net: Network
+    state: trainer.TrainingState
+    tally: trainer.Tally
+    backend: object
+
+    @property
+    def history(self) -> list[dict]:
+        return self.state.history
+
+
+def check_fits(net: Network, data: Dataset) -> None:
+    """Refuse data whose image shape or labels the network cannot take (one-line DataError)."""
+    if tuple(data.input_shape) != tuple(net.arch.input_shape):
+        raise DataError(f"dataset {data.name} has images of shape {data.input_shape}, but the "
+                        f"architecture {net.arch} expects {net.arch.input_shape}")
+    for part, y in (("training", data.train_y), ("test", data.test_y)):
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= net.arch.num_classes):
+            raise DataError(f"dataset {data.name}: {part} labels must be in "
+                            f"[0, {net.arch.num_classes - 1}] for {net.arch}")
+
+
+def _backend(net: Network, backend, options: dict):
+    return make_backend(net, backend, **options) if isinstance(backend, str) else backend
+
+
+def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", callbacks=(),
+          evaluate_on: tuple[np.ndarray, np.ndarray] | None = None,
+          state: trainer.TrainingState | None = None, tally: trainer.Tally | None = None,
+          **backend_options) -> TrainingRun:
+    """Train ``net`` in place on ``data``'s training split for ``epochs`` epochs.
+
+    Parameters
+    ----------
+    backend : a registered backend name (``neurochip.backend_names()``: 'numba', 'torch', ...)
+        or a backend object; ``backend_options`` go to its factory (``device='cuda'``).
+    callbacks : :class:`~neurochip.trainer.Callback` s, called per batch and per epoch.
+    evaluate_on : ``(images, labels)`` (raw pixels like ``data.train_x``) evaluated after every
+        epoch into the history (``val_error``/``val_loss`` keys).  Use a validation split
+        carved from the training set for any choice; keep the test split for the end.
+    state, tally : continue an earlier run (``run.state``, ``run.tally``).
+    """
+    check_fits(net, data)
+    be = _backend(net, backend, backend_options)
+    sbits = net.widths.state_bits
+    tally = tally if tally is not None else trainer.Tally.zeros(net.arch.n_layers)
+    test = None
+    if evaluate_on is not None:
+        test = (data.quantised(np.asarray(evaluate_on[0]), sbits), np.asarray(evaluate_on[1]))
+    st = trainer.fit(be, net, data.quantised(data.train_x, sbits), data.train_y, epochs, test=test,
+                     test_name="val", tally=tally, callbacks=callbacks, state=state)
+    return TrainingRun(net, st, tally, be)
+
+
+def evaluate(net: Network, data: Dataset, split: str = "test", *, backend="numba",
+             batch_size: int = 256, tally: trainer.Tally | None = None,
+             **backend_options) -> Evaluation:
+    """Free-phase error and loss of ``net`` on ``data``'s ``split`` ('test' or 'train')."""
+    check_fits(net, data)
+    if split not in ("test", "train"):
+        raise DataError(f"split must be 'test' or 'train', got {split!r}")
+    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    be = _backend(net, backend, backend_options)
+    err, loss = trainer.evaluate(be, net, data.quantised(x, net.widths.state_bits), y,
+                                 batch_size=batch_size, tally=tally)
+    return Evaluation(err, loss)
+
+
+def budget_report(net: Network, tally: trainer.Tally | None = None, data: Dataset | None = None,
+                  sample: int = 0, **options) -> dict:
+    """The hardware-budget report (:mod:`neurochip.budget`) of ``net``.
+
+    ``tally``: the counts of a run (``run.tally``); ``data``: record test image
+    ``sample`` too (spike raster, per-sample synaptic operations, NeuroBench
+    metrics).  ``options`` go to :func:`neurochip.budget.report.build_report`
+    (``chips=``, ``mem_batch=``, ...).  Print it with ``nc.format_report(report)``.
+    """
+    from .budget.report import build_report, simulate_sample
+    counts = raster = None
+    if data is not None:
+        check_fits(net, data)
+        x = data.quantised(data.test_x[sample:sample + 1], net.widths.state_bits)[0]
+        counts, raster, _ = simulate_sample(net, x, int(data.test_y[sample]), train=True)
+    return build_report(net, tally, sample_counts=counts, sample_raster=raster, **options)

@@ -1,0 +1,1 @@
+"""Tests mirroring the module tree (one folder per package)."""
