@@ -62,9 +62,9 @@ class _StopOnSignal(trainer.Callback):
         if self.signal is not None:
             raise KeyboardInterrupt          # the second one: abort at once
         self.signal = signum
-        if not self.quiet:
-            print(f"\nneurochip: {signal.Signals(signum).name}: stopping after this minibatch "
-                  "(again to abort)", file=sys.stderr)
+        if not self.quiet:     # one write: a second signal cannot cut the line before its newline
+            sys.stderr.write(f"\nneurochip: {signal.Signals(signum).name}: stopping after this "
+                             "minibatch (again to abort)\n")
 
     def install(self) -> dict:
         handlers = {}
