@@ -8,11 +8,13 @@ own constants from the hyper-parameters and imports no rule of ``neurochip``).
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
 
 from neurochip.core import REC_DEC, REC_ENC_PREV, REC_PSI, REC_S, CoreNet
+from neurochip.learning import contrastive, update_network
 from neurochip.network import Network
 from neurochip.trainer import NumbaBackend
 from reference.real import RealModel, State
@@ -161,3 +163,43 @@ def real_update_of_traces(model: RealModel, net: Network, traces) -> list:
         out.append(((k * (wp - wm) * 2.0 ** net.weight_exp[l]).numpy(),
                     (k * (bp - bm) * one).numpy()))
     return out
+
+
+def check_update(net: Network, model: RealModel, traces, slack: float = 1e-6) -> None:
+    """``delta`` (core) against ``D`` = lr/(2 beta B) sum(products) in integer units.
+
+    The core computes ``round_stoch(G M 2^-K)`` with ``M 2^-K`` the real factor to a
+    15-bit mantissa (relative error <= 2^-15) and ``beta`` a Q12 constant (absolute
+    error <= 2^-13, relative <= 2^-13 / beta in the 1/beta), so elementwise
+    ``|delta - D| < 1 + |D| (2^-15 + 2^-13 / (beta - 2^-13))``; stochastic rounding is unbiased, so over the
+    ``N`` parameters with ``D != 0`` the mean of ``sign(D)(delta - D)`` lies within
+    Hoeffding's ``sqrt(ln(2/1e-9) / (2N))`` (terms in an interval of width 1) plus
+    the mantissa's share: a wrong factor, a biased rounding or a wrong sign fails it.
+    """
+    old_w = [w.astype(np.int64) for w in net.weights_q]
+    old_b = [b.astype(np.int64) for b in net.biases_q]
+    stats = update_network(net, contrastive(net, traces))
+    assert stats.weight_saturations.sum() == 0 and stats.bias_saturations.sum() == 0
+    real = real_update_of_traces(model, net, traces)
+    beta = model.hyper.beta
+    beta_exact = float(beta * 4096).is_integer()        # a Q12 value: no error in 1/beta
+    rel = 2.0 ** -15 + (0.0 if beta_exact else 2.0 ** -13 / (beta - 2.0 ** -13))
+    signed, mags, n_total = [], [], 0
+    for l, (dw, db) in enumerate(real):
+        for what, new, old, d in (("weights", net.weights_q[l], old_w[l], dw),
+                                  ("biases", net.biases_q[l], old_b[l], db)):
+            delta = new.astype(np.int64) - old
+            err = np.abs(delta - d)
+            bound = 1.0 + np.abs(d) * rel + slack
+            worst = int(np.argmax(err - bound))
+            assert np.all(err < bound), (
+                f"layer {l + 1} {what}: delta {delta.flat[worst]} vs real {d.flat[worst]:.4f}")
+            nz = d != 0
+            signed.append((np.sign(d[nz]) * (delta[nz] - d[nz])).ravel())
+            mags.append(np.abs(d[nz]).ravel())
+            n_total += int(np.count_nonzero(delta))
+    signed = np.concatenate(signed)
+    n = signed.size
+    assert n > 100 and n_total > 0, "the update is (nearly) empty: the check would be vacuous"
+    tol = math.sqrt(math.log(2 / 1e-9) / (2 * n)) + rel * np.concatenate(mags).mean()
+    assert abs(signed.mean()) <= tol, f"biased update: mean signed error {signed.mean():.4f} > {tol:.4f}"

@@ -14,6 +14,7 @@ import dataclasses
 import math
 from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from neurochip.network import PRESETS, Hyper, Network, Widths
@@ -187,3 +188,15 @@ def test_conv_update_factor_is_the_quarter_of_the_average():
     mx = Network.create(arch, dataclasses.replace(base, pool="max"), seed=0).constants().layers[0].lr_w
     fa, fm = Fraction(avg[0], 2 ** avg[1]), Fraction(mx[0], 2 ** mx[1])
     assert abs(fa * 4 / fm - 1) <= Fraction(2, 2 ** LR_MANTISSA)
+
+
+@pytest.mark.parametrize("state_bits", [8, 12, 16])
+def test_input_pixels_are_the_intensity_rounded_half_up(state_bits):
+    """``x = round(p / pmax * ONE)``, ties up (docs §2), for every digits pixel value."""
+    from neurochip.data import load_digits
+    ds = load_digits()
+    p = np.arange(ds.pixel_max + 1)
+    got = ds.quantised(p.reshape(-1, 1, 1, 1).repeat(64, axis=1).reshape(-1, 1, 8, 8),
+                       state_bits)[:, 0]
+    want = [round_half_up(Fraction(int(v) * 2 ** state_bits, ds.pixel_max)) for v in p]
+    assert got.tolist() == want
