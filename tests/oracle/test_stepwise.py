@@ -111,7 +111,47 @@ def _check_step(model, net, prev_int, prev_spk, now_int, now_spk, x_fp, y, beta,
         psi_real = v_real - q_core * lam_one
         err = np.abs(psi_real - now_int.psi[l]).max()
         assert err <= e_v, f"{tag}: psi off by {err:.3f} LSB > {e_v:.3f}"
+    _check_step_exact(model, st, new, now_int, now_spk, y, beta, one, where)
     return ties
+
+
+def rnd(x):
+    """The contract's rounding, ``floor(x + 1/2)`` (ties toward +inf), on exact dyadic floats."""
+    return np.floor(x + 0.5)
+
+
+def _check_step_exact(model, st, new, now_int, now_spk, y, beta, one, where):
+    """The same step with the contract's roundings (docs §5) applied to the real values.
+
+    With Q12-exact constants every quantity here is a dyadic rational that float64
+    holds exactly (weights of <= 16 bits, a few hundred terms), so the documented
+    integers can be computed exactly from the real step: ``U`` (the summed input in
+    LSB) is read back from the real decoder, ``U = (dec_r' - (1 - lam) dec) / lam``.
+    Equality, not a bound: this pins the tie direction and every shift.
+    """
+    h = model.hyper
+    L = len(st.s) - 1
+    f = lambda t: t.numpy() * one                                    # noqa: E731
+    for l in range(L + 1):
+        tag = f"{where}, layer {l} (exact)"
+        if l > 0:
+            dec0, s0 = f(st.dec[l]), f(st.s[l])
+            u = (f(new.dec[l]) - (1 - h.lam) * dec0) / h.lam
+            inp = rnd(u)
+            dec = dec0 + rnd(h.lam * (inp - dec0))
+            drive = dec + f(model.b[l - 1]).reshape((1, -1) + (1,) * (s0.ndim - 2))
+            if l == L and beta != 0.0:
+                drive = drive + rnd(beta * (f(y) - s0))
+            a = np.clip(s0 + rnd(h.epsilon * (drive - s0)), 0, one)
+            assert np.array_equal(dec, now_int.dec[l]), f"{tag}: dec"
+            assert np.array_equal(a, now_int.s[l]), f"{tag}: s"
+        else:
+            a = f(st.s[0])
+        v = f(st.phi[l]) * h.lam + a - rnd((1 - h.lam) * f(st.prev[l]))
+        q = v > rnd(h.lam * h.theta * one)
+        assert np.array_equal(q, now_spk[l].astype(bool)), f"{tag}: spikes"
+        assert np.array_equal(v - q * rnd(h.lam * one), now_int.psi[l]), f"{tag}: psi"
+        assert np.array_equal(a, now_int.enc_prev[l]), f"{tag}: enc_prev"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{c[0]}-{c[1]}-{c[2]}-{c[3][1]}" for c in CASES])
@@ -141,14 +181,13 @@ def test_every_step_and_the_update_against_real_steps(digits, case):
     assert np.all(spikes > 0), f"spikes per layer {spikes}"
     assert not np.array_equal(rec.plus[h.t2].s[-1], rec.minus[h.t2].s[-1])
 
-    # traces: trace = round(s * tmax / ONE), a value within 1/2 of the real latch
+    # traces: the latch of the phase's last state, round(s tmax / ONE) ties up (exact)
     tmax = 2 ** net.widths.trace_bits - 1
     traces = rec.backend.layer_traces(rec.result)
     for l, t in enumerate(traces):
         for tr, st in ((t.plus, rec.plus[h.t2]), (t.minus, rec.minus[h.t2])):
             s_int = st.s[l] if l > 0 else x_fp.reshape(tr.shape)
-            err = np.abs(tr - s_int * tmax / one).max()
-            assert err <= 0.5 + SLACK, f"layer {l}: trace off by {err:.3f} > 1/2"
+            assert np.array_equal(tr, rnd(s_int * tmax / one)), f"layer {l}: traces"
 
     # the update: the core's delta is a stochastic rounding of the real EP step D
     check_update(net, model, traces)
