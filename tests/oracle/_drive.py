@@ -16,7 +16,7 @@ import torch
 from neurochip.core import REC_DEC, REC_ENC_PREV, REC_PSI, REC_S, CoreNet
 from neurochip.learning import contrastive, update_network
 from neurochip.network import Network
-from neurochip.trainer import NumbaBackend
+from neurochip.backend import NumbaBackend
 from reference.real import RealModel, State
 
 PHASE_FREE, PHASE_PLUS, PHASE_MINUS = 0, 1, 2

@@ -30,7 +30,7 @@ from neurochip.core import K_SPIKES
 from neurochip.data import load_digits
 from neurochip.learning import contrastive, update_network
 from neurochip.network import Hyper, Network, Widths
-from neurochip.trainer import NumbaBackend
+from neurochip.backend import NumbaBackend
 from reference.real import RealModel
 
 from ._drive import _int_state, _shapes

@@ -18,7 +18,7 @@ import pytest
 
 from neurochip.data import load_digits
 from neurochip.network import PRESETS, Network
-from neurochip.trainer import NumbaBackend
+from neurochip.backend import NumbaBackend
 from reference.real import RealModel
 
 from ._drive import _int_state, _shapes, check_update
