@@ -1,30 +1,27 @@
 """Export a network for Lava as HDF5, and load it back.
 
-``export_lava(network, path)`` writes one HDF5 file with
+``export_lava(network, path)`` writes one HDF5 file (format version 2) with
 
-* lava-dl **netx key names** for what netx can express, the feed-forward
-  synapses: ``layer/0`` (``type`` b'input', ``shape`` C,H,W), then per layer
-  ``layer/l`` with ``type`` (b'conv' / b'dense'), ``shape`` (C,H,W or n),
-  ``weight`` (int32, PyTorch layout), ``bias`` and for conv ``inChannels
-  outChannels kernelSize stride padding dilation groups``, for dense
-  ``inFeatures outFeatures``, and ``neuron/`` (``type`` b'EPSD', not a netx
-  neuron: netx will refuse to build it, honestly).  A conv layer's netx
-  ``weight`` is the **fused** ``(K+1)x(K+1)`` stride-2 kernel (conv followed by
-  the 2x2 sum-pool): exactly what the forward synapse computes.  A dense layer
-  after a conv layer reads the map flattened in C,H,W order, as netx does.
-* our own groups for what netx cannot express: ``layer/l/ep/`` (the plain
-  weight ``weight_q``, ``weight_exp``, the fused kernel again for conv,
-  learning-rate mantissa/shift, and ``feedback/``: the exact transpose, as the
-  same kernel read transposed plus its csr matrix in the Lava (W,H,C) order),
-  ``layer/l/neuron/`` integer parameters (shifts, feedback multiplier,
-  thresholds, decays), ``ep/phases`` (T1, T2, beta), ``ep/constants`` and
-  ``ep/network`` (architecture, hyper-parameters, widths, seed, update
-  counter: enough to rebuild the :class:`Network`).
+* the **netx part**, ``layer/*`` (lava-dl netx's key names and layouts; see
+  :mod:`mapping.netx`): ``layer/0`` (``type`` b'input', ``shape`` C,H,W),
+  then per block ``type`` (b'conv' / b'flatten' / b'dense'), ``shape``,
+  ``weight`` (int32, PyTorch layout; conv: the fused ``(K+1)x(K+1)`` stride-2
+  kernel = conv then 2x2 sum-pool), ``bias`` and ``neuron/`` (type b'CUBA').
+  ``lava.lib.dl.netx.hdf5.Network(net_config=path)`` loads it and runs it in
+  Lava; it is a **feed-forward approximation** (no feedback, integrate-and-fire
+  neurons), not the trained EP dynamics; the file's ``netx_part`` attribute says so;
+* the **exact network**, ``ep/``: ``ep/layer/l/`` (``weight_q`` plain
+  weights, ``bias_q``, ``weight_exp``, ``fused_kernel`` for conv,
+  learning-rate mantissa/shift, ``feedback/``: the exact transpose as a csr
+  matrix in the Lava (W,H,C) order, and ``neuron/``: shifts, feedback
+  multiplier, thresholds, decays), ``ep/phases`` (T1, T2, beta),
+  ``ep/constants`` and ``ep/network`` (architecture, hyper-parameters, widths,
+  seed, update counter: enough to rebuild the :class:`Network`).
 
-``load_network(path)`` rebuilds the :class:`neurochip.network.Network` and
-checks that every derived array and constant in the file equals what that
-network derives (a file edited by hand fails loudly); ``load_lava(path)``
-also builds the Lava processes.
+``load_network(path)`` rebuilds the :class:`neurochip.network.Network` from
+``ep/`` and checks that every derived array and constant in the file, the netx
+part included, equals what that network derives (a file edited by hand fails
+loudly); ``load_lava(path)`` also builds the exact Lava processes.
 
 CLI: ``python -m mapping.export CHECKPOINT PATH``.
 """
@@ -42,9 +39,10 @@ from neurochip.errors import UserError
 from neurochip.network import Network
 
 from . import layout as lay
+from .netx import APPROXIMATION, netx_entries, netx_warning
 
 FORMAT = "neurochip-lava"
-VERSION = 1
+VERSION = 2
 
 
 class ExportError(UserError):
@@ -59,19 +57,13 @@ def _h5py():
     return h5py
 
 
-def _s10(text: str) -> np.ndarray:
-    """A netx/slayer string dataset: shape (1,), dtype S10."""
-    return np.array([text.encode("ascii")], "S10")
-
-
-def _pair(v: int) -> np.ndarray:
-    return np.array([v, v], np.int64)
-
-
 def _derived(net: Network) -> dict:
-    """Everything derived from ``net`` that the file stores, keyed by HDF5 path."""
+    """Everything derived from ``net`` that the file stores, keyed by HDF5 path.
+
+    ``layer/*``: the netx part (:func:`mapping.netx.netx_entries`); ``ep/*``: the
+    exact network.
+    """
     arch, k = net.arch, net.constants()
-    shapes = [tuple(arch.input_shape)] + [tuple(s) for s in arch.state_shapes()]
     out = {"ep/constants/one": k.one, "ep/constants/eps_q": k.eps_q, "ep/constants/lam_q": k.lam_q,
            "ep/constants/alpha_q": k.alpha_q, "ep/constants/theta_fp": k.theta_fp,
            "ep/constants/thr_lam": k.thr_lam, "ep/constants/one_lam": k.one_lam,
@@ -79,32 +71,19 @@ def _derived(net: Network) -> dict:
            "ep/phases/t1": net.hyper.t1, "ep/phases/t2": net.hyper.t2,
            "ep/phases/beta_q": k.beta_q,
            "ep/phases/schedule": np.array([0, net.hyper.t1, net.hyper.t1 + net.hyper.t2,
-                                           net.hyper.t1 + 2 * net.hyper.t2], np.int64),
-           "layer/0/type": _s10("input"), "layer/0/shape": np.array(shapes[0], np.int64)}
+                                           net.hyper.t1 + 2 * net.hyper.t2], np.int64)}
+    out.update(netx_entries(net))
     for e in lay.edges(net):
         l = e.layer
         lc = k.layers[l - 1]
-        spec = arch.layers[l - 1]
-        p = f"layer/{l}/"
-        out[p + "shape"] = np.array(shapes[l], np.int64)
-        out[p + "bias"] = np.asarray(net.biases_q[l - 1], np.int32)
+        p = f"ep/layer/{l}/"
         if e.kind == "conv":
-            fused = e.kernel(net).astype(np.int32)
-            out.update({p + "type": _s10("conv"), p + "weight": fused,
-                        p + "inChannels": shapes[l - 1][0], p + "outChannels": spec.channels,
-                        p + "kernelSize": _pair(spec.kernel + 1), p + "stride": _pair(2),
-                        p + "padding": _pair(spec.padding), p + "dilation": _pair(1),
-                        p + "groups": 1,
-                        p + "ep/fused_kernel": fused})
-        else:
-            out.update({p + "type": _s10("dense"),
-                        p + "weight": np.asarray(net.weights_q[l - 1], np.int32),
-                        p + "inFeatures": int(np.prod(shapes[l - 1])),
-                        p + "outFeatures": spec.channels})
-        out.update({p + "ep/weight_q": np.asarray(net.weights_q[l - 1], np.int32),
-                    p + "ep/weight_exp": int(net.weight_exp[l - 1]),
-                    p + "ep/lr_w": np.array(lc.lr_w, np.int64),
-                    p + "ep/lr_b": np.array(lc.lr_b, np.int64)})
+            out[p + "fused_kernel"] = e.kernel(net).astype(np.int32)
+        out.update({p + "weight_q": np.asarray(net.weights_q[l - 1], np.int32),
+                    p + "bias_q": np.asarray(net.biases_q[l - 1], np.int32),
+                    p + "weight_exp": int(net.weight_exp[l - 1]),
+                    p + "lr_w": np.array(lc.lr_w, np.int64),
+                    p + "lr_b": np.array(lc.lr_b, np.int64)})
         if l >= 2:   # feedback into layer l-1: the exact transpose of this edge
             m = e.matrix(net)
             if not hasattr(m, "tocsr"):
@@ -112,16 +91,17 @@ def _derived(net: Network) -> dict:
                 m = csr_matrix(m)
             mt = m.T.tocsr()
             mt.sort_indices()
-            q = p + "ep/feedback/"
-            out.update({q + "type": _s10("transpose"), q + "target": l - 1,
+            q = p + "feedback/"
+            out.update({q + "type": np.array([b"transpose"], "S10"), q + "target": l - 1,
                         q + "multiplier_q12": k.layers[l - 2].fb_mult,
                         q + "csr_data": mt.data.astype(np.int32),
                         q + "csr_indices": mt.indices.astype(np.int32),
                         q + "csr_indptr": mt.indptr.astype(np.int64),
                         q + "csr_shape": np.array(mt.shape, np.int64)})
         n = p + "neuron/"
-        out.update({n + "type": _s10("EPSD"), n + "sh_fwd": lc.sh_fwd, n + "fb_mult": lc.fb_mult,
-                    n + "sh_fb": lc.sh_fb, n + "sh_out": lc.sh_out, n + "pool_shift": lc.pool_shift,
+        out.update({n + "type": np.array([b"EPSD"], "S10"), n + "sh_fwd": lc.sh_fwd,
+                    n + "fb_mult": lc.fb_mult, n + "sh_fb": lc.sh_fb, n + "sh_out": lc.sh_out,
+                    n + "pool_shift": lc.pool_shift,
                     n + "lam_q": k.lam_q, n + "eps_q": k.eps_q, n + "thr_lam": k.thr_lam,
                     n + "one_lam": k.one_lam, n + "one": k.one,
                     n + "is_output": int(l == arch.n_layers)})
@@ -135,8 +115,12 @@ def _network_meta(net: Network) -> str:
     return json.dumps(meta, sort_keys=True)
 
 
-def export_lava(network: Network, path: str) -> str:
-    """Write ``network`` to ``path`` (HDF5, atomically); returns the path."""
+def export_lava(network: Network, path: str, warn=None) -> str:
+    """Write ``network`` to ``path`` (HDF5, atomically); returns the path.
+
+    Where the network's widths exceed what netx keeps, one line goes to
+    ``warn`` (default: stderr; see :func:`mapping.netx.netx_warning`).
+    """
     h5py = _h5py()
     lay.edges(network)     # raises MappingError for what has no Lava mapping (max-pool)
     data = _derived(network)
@@ -150,6 +134,10 @@ def export_lava(network: Network, path: str) -> str:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
             f.attrs["num_layers"] = network.arch.n_layers + 1
+            f.attrs["netx_part"] = APPROXIMATION
+            f.attrs["exact_part"] = ("ep/: the trained EP network, bit-exact (weights, biases, "
+                                     "feedback, neuron constants, phases); "
+                                     "mapping.export.load_network rebuilds it")
             for key, val in data.items():
                 f.create_dataset(key, data=val)
             f.create_dataset("ep/network", data=np.bytes_(_network_meta(network)))
@@ -158,6 +146,9 @@ def export_lava(network: Network, path: str) -> str:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    line = netx_warning(network, path)
+    if line:
+        print(line, file=warn or sys.stderr)
     return path
 
 
@@ -196,9 +187,9 @@ def load_network(path: str) -> Network:
     try:
         meta = json.loads(bytes(stored.pop("ep/network")).decode())
         arch, hyper, widths = network_spec(meta)
-        weights = [np.asarray(stored[f"layer/{l}/ep/weight_q"], np.int32).copy()
+        weights = [np.asarray(stored[f"ep/layer/{l}/weight_q"], np.int32).copy()
                    for l in range(1, arch.n_layers + 1)]
-        biases = [np.asarray(stored[f"layer/{l}/bias"], np.int32).copy()
+        biases = [np.asarray(stored[f"ep/layer/{l}/bias_q"], np.int32).copy()
                   for l in range(1, arch.n_layers + 1)]
         net = Network(arch, hyper, widths, int(meta["seed"]), weights, biases,
                       [int(e) for e in meta["weight_exp"]], int(meta["updates"]),

@@ -118,13 +118,19 @@ def test_export_round_trip_and_tamper(tmp_path):
     with h5py.File(path, "r") as f:    # netx key names and layouts
         assert f["layer/0/type"][0] == b"input" and list(f["layer/0/shape"][()]) == [1, 8, 8]
         assert f["layer/1/type"][0] == b"conv" and f["layer/1/weight"].shape == (8, 1, 4, 4)
-        assert list(f["layer/1/stride"][()]) == [2, 2] and f["layer/3/type"][0] == b"dense"
-        assert f["layer/3/weight"].shape == (10, 64) and f["layer/3/outFeatures"][()] == 10
-        mt = f["layer/2/ep/feedback/csr_shape"][()]
+        assert list(f["layer/1/stride"][()]) == [2, 2] and f["layer/3/type"][0] == b"flatten"
+        assert f["layer/4/type"][0] == b"dense" and f["layer/4/weight"].shape == (10, 64)
+        assert f["layer/4/outFeatures"][()] == 10 and f["layer/4/neuron/type"][0] == b"CUBA"
+        mt = f["ep/layer/2/feedback/csr_shape"][()]
         assert list(mt) == [8 * 4 * 4, 16 * 2 * 2]
     with h5py.File(path, "r+") as f:
-        f["layer/2/ep/fused_kernel"][0, 0, 0, 0] += 1
+        f["ep/layer/2/fused_kernel"][0, 0, 0, 0] += 1
     with pytest.raises(ExportError, match="fused_kernel"):
+        load_network(path)
+    export_lava(net, path)
+    with h5py.File(path, "r+") as f:       # the netx part is checked against the network too
+        f["layer/4/neuron/vThMant"][()] += 1
+    with pytest.raises(ExportError, match="vThMant"):
         load_network(path)
     with pytest.raises(ExportError, match="no such file"):
         load_network(str(tmp_path / "missing.h5"))
