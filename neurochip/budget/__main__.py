@@ -5,10 +5,12 @@ Examples::
     python -m neurochip.budget --preset paper-mnist --bits 8 --json out.json --png out.png
     python -m neurochip.budget run/checkpoint.npz --md budget.md
 
-The counts come from simulating **one** sample (a test image) through the
-integer core with its full three phases (``--inference``: free phase only),
-recording the spike raster; the EP update of that sample is applied to a copy,
-so a checkpoint is reported on without being trained.  ``--t1/--t2`` shorten
+The counts come from simulating ``--samples N`` test images (default 1,
+starting at ``--sample``) through the integer core, one at a time, with the
+full three phases (``--inference``: free phase only), recording the spike
+rasters; the figures are averages over those N images (the report says how
+many).  Each sample's EP update is applied to a copy, so a checkpoint is
+reported on without being trained.  ``--t1/--t2`` shorten
 the phases; the counts then scale with the steps (say so when quoting them).
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 from ..errors import ArgumentParser, UserError
 from ..network import Architecture, Network, get_preset
 from . import chips as chp
-from .report import build_report, format_table, plot_report, simulate_sample, write_report
+from .report import build_report, format_table, plot_report, simulate_samples, write_report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dataset", help="digits | mnist | fashion-mnist (default: the preset's)")
     p.add_argument("--data-dir", help="folder with the IDX .gz files")
-    p.add_argument("--sample", type=int, default=0, help="index of the test image simulated")
+    p.add_argument("--sample", type=int, default=0, help="index of the (first) test image simulated")
+    p.add_argument("--samples", type=int, default=1,
+                   help="test images simulated (from --sample on); figures are their averages")
     p.add_argument("--inference", action="store_true", help="simulate the free phase only")
     p.add_argument("--chips", default="loihi,loihi2", help="comma-separated chip profiles")
     p.add_argument("--synapses", default="fused", choices=chp.storage_names(),
@@ -106,21 +110,30 @@ def _guess_dataset(net: Network) -> str:
     return "digits" if net.arch.input_shape[1:] == (8, 8) else "mnist"
 
 
-def _sample(net: Network, dataset: str, index: int, data_dir: str | None) -> tuple[np.ndarray, int, str]:
-    """One test image as quantised pixels ``(1, N0)`` and its label.
+def _samples(net: Network, dataset: str, index: int, count: int,
+             data_dir: str | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """``count`` test images from ``index`` on as quantised pixels ``(N, N0)`` and labels.
 
     MNIST-type data comes from ``--data-dir``, else ``NEUROCHIP_DATA``, else the
     ``shared/data`` folder beside the checkout (the loader checks every file)."""
     from ..data import load_dataset
+    if count < 1:
+        raise UserError(f"--samples must be a positive integer, got {count}")
     if dataset != "digits" and data_dir is None and not os.environ.get("NEUROCHIP_DATA"):
         here = os.path.dirname(os.path.abspath(__file__))
         shared = os.path.normpath(os.path.join(here, "..", "..", "..", "shared", "data"))
         data_dir = shared if os.path.isdir(shared) else None
     d = load_dataset(dataset, data_dir)
-    if not 0 <= index < len(d.test_y):
-        raise UserError(f"--sample {index} is outside the {len(d.test_y)} test images of {dataset}")
-    x = d.quantised(d.test_x[index:index + 1], net.widths.state_bits)
-    return x, int(d.test_y[index]), f"{dataset} test[{index}]"
+    n = len(d.test_y)
+    if not 0 <= index < n:
+        raise UserError(f"--sample {index} is outside the {n} test images of {dataset}")
+    if index + count > n:
+        raise UserError(f"--sample {index} --samples {count} runs past the {n} test images "
+                        f"of {dataset}")
+    x = d.quantised(d.test_x[index:index + count], net.widths.state_bits)
+    what = (f"{dataset} test[{index}]" if count == 1 else
+            f"{dataset} test[{index}:{index + count}]")
+    return x, np.asarray(d.test_y[index:index + count], np.int64), what
 
 
 def main(argv=None) -> int:
@@ -129,9 +142,9 @@ def main(argv=None) -> int:
         net, dataset = _network(args)
         if tuple(net.arch.input_shape) != ((1, 8, 8) if dataset == "digits" else (1, 28, 28)):
             raise UserError(f"dataset {dataset} does not fit the input shape {net.arch.input_shape}")
-        x, label, what = _sample(net, dataset, args.sample, args.data_dir)
+        x, labels, what = _samples(net, dataset, args.sample, args.samples, args.data_dir)
         t0 = time.perf_counter()
-        counts, raster, tally = simulate_sample(net, x, label, train=not args.inference)
+        counts, raster, tally, preds = simulate_samples(net, x, labels, train=not args.inference)
         t_sim = time.perf_counter() - t0
         chips = tuple(c.strip() for c in args.chips.split(",") if c.strip())
         CHIPS = chp.CHIPS
@@ -140,8 +153,10 @@ def main(argv=None) -> int:
             raise UserError(f"unknown chip {bad[0]!r}; choose from {', '.join(CHIPS)}")
         pre = None if args.checkpoint else get_preset(net.preset)
         shortened = pre is not None and (net.hyper.t1, net.hyper.t2) != (pre.hyper.t1, pre.hyper.t2)
-        note = (f"counts from one simulated {what} (label {label}), "
-                f"{'inference' if args.inference else 'training sample'}, "
+        n = len(labels)
+        head = (f"counts from one simulated {what} (label {labels[0]}), " if n == 1 else
+                f"counts averaged over {n} simulated images {what}, ")
+        note = (head + f"{'inference' if args.inference else 'training sample'}, "
                 f"{t_sim:.2f} s in the core" + ("; T1/T2 shortened from the preset, counts scale "
                                                 "with the steps" if shortened else ""))
         k, k_src = 3.0, "assumed, not measured; budget.md: k = 2-4"
@@ -156,7 +171,7 @@ def main(argv=None) -> int:
             k, k_src = meas["k"], "measured: " + meas["method"]
         rep = build_report(net, tally, counts, raster, chips=chips, mem_batch=args.mem_batch,
                            t_bptt=args.t_bptt, k_bptt=k, k_source=k_src, note=note,
-                           storage=args.synapses)
+                           storage=args.synapses, predictions=preds, labels=labels)
         rep["source"]["sample"] = what
         rep["source"]["simulate_seconds"] = round(t_sim, 3)
         print(format_table(rep, short=not args.long))

@@ -228,6 +228,29 @@ def hardware_variants(net: Network, free_counts: np.ndarray, samples: float,
     return out
 
 
+RESULT_KEYS = ("Footprint", "ConnectionSparsity", "ClassificationAccuracy", "ActivationSparsity",
+               "MembraneUpdates", "SynapticOperations")
+
+
+def results_dict(metrics: dict, predictions=None, labels=None) -> dict:
+    """The metrics as NeuroBench's ``Benchmark.run()`` returns them, with the accuracy.
+
+    One level of NeuroBench's own keys (``SynapticOperations`` keeps its
+    ``Effective_MACs``/``Effective_ACs``/``Dense`` dict, as NeuroBench's does);
+    ``ClassificationAccuracy`` is the fraction of ``predictions == labels``
+    (the free phase's argmax) when both are given.  Metrics not computed are absent.
+    """
+    out = {}
+    for key in RESULT_KEYS:
+        if key == "ClassificationAccuracy":
+            if predictions is not None and labels is not None and len(labels):
+                p, y = np.asarray(predictions).reshape(-1), np.asarray(labels).reshape(-1)
+                out[key] = float((p == y).mean())
+        elif key in metrics:
+            out[key] = metrics[key]
+    return out
+
+
 def split_canonical(net: Network, flat_internal: np.ndarray) -> list[np.ndarray]:
     """Per-layer canonical arrays from a flat internal-order vector."""
     return CoreLayout.build(net).split(np.asarray(flat_internal), canonical=True)

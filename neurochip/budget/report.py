@@ -39,33 +39,51 @@ SCHEMA = "neurochip.budget/1"
 
 
 # --------------------------------------------------------------- simulate
-def simulate_sample(net: Network, x_fp: np.ndarray, label: int, train: bool = True):
-    """Run one recorded sample through the core; returns ``(counts, raster, tally)``.
+def simulate_samples(net: Network, x_fp: np.ndarray, labels, train: bool = True):
+    """Run ``N`` recorded samples through the core, one at a time.
 
-    ``counts`` int64 ``(3, L+1, N_COUNTS)``, ``raster`` uint8 ``(steps, n_all)``
-    (internal order).  With ``train`` the EP update is applied to a *copy* of
-    ``net`` so that the tally also holds the learning counts of that update
-    (products, weights changed, saturations); ``net`` itself is untouched.
+    Returns ``(counts, rasters, tally, predictions)``: ``counts`` int64 ``(N, 3,
+    L+1, N_COUNTS)``, ``rasters`` uint8 ``(N, steps, n_all)`` (internal order),
+    the summed :class:`~neurochip.trainer.Tally` and the free-phase predictions
+    int64 ``(N,)``.  With ``train`` each sample's EP update is applied to its
+    own *copy* of ``net`` (the tally holds the learning counts of those
+    updates); ``net`` itself is untouched.
     """
     from ..trainer import NumbaBackend, Tally
-    work = net.copy()
-    backend = NumbaBackend(work)
-    x = np.asarray(x_fp, np.int64).reshape(1, -1)
-    res = backend.run(x, np.array([label], np.int64), train=train, record=True)
+    labels = np.asarray(labels, np.int64).reshape(-1)
+    x = np.asarray(x_fp, np.int64).reshape(len(labels), -1)
     tally = Tally.zeros(net.arch.n_layers)
-    tally.counts += res.counts.sum(axis=0)
-    if train:
-        grads = learning.contrastive(work, backend.layer_traces(res))
-        stats = learning.update_network(work, grads)
-        tally.samples_train = 1
-        tally.learning_products += learning.learning_products(work, 1)
-        tally.weight_writes += stats.weight_writes
-        tally.weight_saturations += stats.weight_saturations
-        tally.bias_saturations += stats.bias_saturations
-        tally.updates = 1
-    else:
-        tally.samples_eval = 1
-    return res.counts[0].copy(), res.rec_spikes[0].copy(), tally
+    counts, rasters, preds = [], [], []
+    for i in range(len(labels)):
+        work = net.copy()
+        backend = NumbaBackend(work)
+        res = backend.run(x[i:i + 1], labels[i:i + 1], train=train, record=True)
+        tally.counts += res.counts.sum(axis=0)
+        if train:
+            grads = learning.contrastive(work, backend.layer_traces(res))
+            stats = learning.update_network(work, grads)
+            tally.samples_train += 1
+            tally.learning_products += learning.learning_products(work, 1)
+            tally.weight_writes += stats.weight_writes
+            tally.weight_saturations += stats.weight_saturations
+            tally.bias_saturations += stats.bias_saturations
+            tally.updates += 1
+        else:
+            tally.samples_eval += 1
+        counts.append(res.counts[0])
+        rasters.append(res.rec_spikes[0])
+        preds.append(int(res.predictions[0]))
+    return np.stack(counts), np.stack(rasters), tally, np.array(preds, np.int64)
+
+
+def simulate_sample(net: Network, x_fp: np.ndarray, label: int, train: bool = True):
+    """One recorded sample (:func:`simulate_samples` with ``N = 1``): ``(counts, raster, tally)``.
+
+    ``counts`` int64 ``(3, L+1, N_COUNTS)``, ``raster`` uint8 ``(steps, n_all)``.
+    """
+    counts, rasters, tally, _ = simulate_samples(net, np.asarray(x_fp).reshape(1, -1),
+                                                 [label], train)
+    return counts[0].copy(), rasters[0].copy(), tally
 
 
 # ---------------------------------------------------------------- helpers
@@ -177,7 +195,8 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
                  chips=("loihi", "loihi2"), mem_batch: int | None = None,
                  t_bptt: int | None = None, k_bptt: float = 3,
                  k_source: str = "assumed, not measured; budget.md: k = 2-4",
-                 note: str = "", storage: str = "fused") -> dict:
+                 note: str = "", storage: str = "fused", predictions=None,
+                 labels=None) -> dict:
     """The hardware-budget report of ``net`` as a JSON-ready dict.
 
     From a tally, the free phase is averaged over training and evaluation
@@ -185,11 +204,15 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
     counts over training samples.
 
     ``tally``: a :class:`~neurochip.trainer.Tally` of a run (may be None);
-    ``sample_counts``: the core's counts of one sample, ``(3, L+1, N_COUNTS)``
-    (or ``(1, 3, L+1, N_COUNTS)``); ``sample_raster``: its recorded spikes
-    ``(steps, n_all)`` (or ``(1, steps, n_all)``), internal order, as
-    ``BatchResult.rec_spikes``.  Per-sample counts come from the sample when
-    given, else from the tally's averages.  The raster is needed for
+    ``sample_counts``: the core's counts of ``N`` recorded samples, ``(N, 3,
+    L+1, N_COUNTS)`` (or one sample's ``(3, L+1, N_COUNTS)``); ``sample_raster``:
+    their recorded spikes ``(N, steps, n_all)`` (or ``(steps, n_all)``),
+    internal order, as ``BatchResult.rec_spikes``.  Per-sample counts are the
+    samples' averages when given (``report["source"]["samples"]`` says how
+    many), else the tally's averages.  ``predictions``/``labels`` of those
+    samples (free phase) add ``ClassificationAccuracy`` to
+    ``report["neurobench_results"]``, the metrics in the dict NeuroBench's
+    ``Benchmark.run()`` returns.  The raster is needed for
     NeuroBench's ``SynapticOperations``, spike messages and the figure.
     ``storage``: the core fit's synapse storage model ('fused': each synapse
     at the width the core's arithmetic needs; 'mapped' once
@@ -198,19 +221,21 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
     L = net.arch.n_layers
     if sample_counts is not None:
         sc = np.asarray(sample_counts, np.int64)
-        if sc.ndim == 4:
-            if sc.shape[0] != 1:
-                raise ValueError("sample_counts: one sample expected")
-            sc = sc[0]
-        if sc.shape != (3, L + 1, N_COUNTS):
-            raise ValueError(f"sample_counts: shape {sc.shape} != {(3, L + 1, N_COUNTS)}")
+        if sc.ndim == 3:
+            sc = sc[None]
+        if sc.shape[1:] != (3, L + 1, N_COUNTS):
+            raise ValueError(f"sample_counts: shape {sc.shape[1:]} != {(3, L + 1, N_COUNTS)}")
+        n_samples = sc.shape[0]
+        sc = sc.sum(axis=0)
     else:
         sc = None
-    raster = None
+        n_samples = 0
+    delivered = None
     if sample_raster is not None:
-        raster = np.asarray(sample_raster)
-        if raster.ndim == 3:
-            raster = raster[0]
+        rasters = np.asarray(sample_raster)
+        if rasters.ndim == 2:
+            rasters = rasters[None]
+        delivered = sum(cnt.delivered_spikes(r, net.hyper.t1, net.hyper.t2) for r in rasters)
     has_counts = sc is not None or (tally is not None and
                                     (tally.samples_train + tally.samples_eval) > 0)
 
@@ -221,11 +246,13 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
         free_samples, free_sum = 0.0, per_train[0]
         src = "none (nothing simulated): static counts, fit and memory only"
     elif sc is not None:
-        per_train = sc
+        per_train = sc / n_samples if n_samples > 1 else sc
         has_train = bool(sc[1:].any())
-        free_samples = 1.0
+        free_samples = float(n_samples)
         free_sum = sc[0]
-        src = "one recorded sample" + (" (training: 3 phases)" if has_train else " (inference)")
+        src = ("one recorded sample" if n_samples == 1 else
+               f"averages over {n_samples} recorded samples") + \
+            (" (training: 3 phases)" if has_train else " (inference)")
     else:
         n_tr, n_ev = tally.samples_train, tally.samples_eval
         per_train = tally.counts.astype(np.float64).copy()
@@ -235,9 +262,6 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
         free_samples = float(n_tr + n_ev)
         free_sum = tally.counts[0]
         src = (f"run averages over {n_tr} training + {n_ev} evaluation samples")
-    delivered = None
-    if raster is not None:
-        delivered = cnt.delivered_spikes(raster, net.hyper.t1, net.hyper.t2)
 
     learn = _learning_per_sample(net, tally) if has_train else None
     report = {
@@ -245,7 +269,7 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
         "generated": datetime.date.today().isoformat(),
         "note": note,
         "network": _network_info(net),
-        "source": {"counts": src, "raster": raster is not None,
+        "source": {"counts": src, "samples": n_samples, "raster": delivered is not None,
                    "tally": None if tally is None else {"samples_train": tally.samples_train,
                                                         "samples_eval": tally.samples_eval,
                                                         "updates": tally.updates}},
@@ -273,20 +297,20 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
         free_delivered = nb.split_canonical(net, delivered[0])
     if has_counts:
         first = nb.first_step_changes(net)
-        wl, notes = nb.workload_metrics(net, free_sum, free_samples if sc is None else 1.0, first,
-                                        free_delivered)
+        wl, notes = nb.workload_metrics(net, free_sum, free_samples, first, free_delivered)
     else:
         wl = {}
         notes = {k: "not computed: no counts (nothing simulated)"
                  for k in ("ActivationSparsity", "SynapticOperations", "MembraneUpdates")}
     report["neurobench"] = {**nb.static_metrics(net), **wl}
+    report["neurobench_results"] = nb.results_dict(report["neurobench"], predictions, labels)
     report["neurobench_not_computed"] = {**nb.NOT_COMPUTED, **notes}
     report["neurobench_port"] = list(nb.PORT_RULES)
-    train_sum = per_train if has_train else None
-    if has_counts:
+    if has_counts:     # training counts summed over the samples they come from
+        train_sum, train_n = (sc, float(n_samples)) if sc is not None else (per_train, 1.0)
         report["neurochip_variants"] = nb.hardware_variants(
-            net, free_sum, free_samples if sc is None else 1.0, train_sum,
-            1.0 if has_train else 0.0)
+            net, free_sum, free_samples, train_sum if has_train else None,
+            train_n if has_train else 0.0)
     else:
         p = cnt.parameter_totals(net)
         report["neurochip_variants"] = {"Footprint_hw_bytes": p["weight_bytes_hw"]
@@ -294,15 +318,17 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
 
     # chips ----------------------------------------------------------------------
     report["chips"] = {}
+    per_sample_delivered = None if delivered is None else delivered / max(n_samples, 1)
     for key in chips:
         chip = chp.CHIPS[key]
         fit = chp.check_fit(net, chip, storage)
         entry = {k: v for k, v in fit.items() if not k.startswith("_")}
         if has_counts:
-            entry["per_inference"] = _chip_costs(net, chip, fit, per_train, (0,), delivered, None)
+            entry["per_inference"] = _chip_costs(net, chip, fit, per_train, (0,),
+                                                 per_sample_delivered, None)
         if has_train:
             entry["per_training_sample"] = _chip_costs(net, chip, fit, per_train, (0, 1, 2),
-                                                       delivered, learn)
+                                                       per_sample_delivered, learn)
         entry["notes"] = list(chip.notes)
         report["chips"][key] = entry
 
@@ -323,7 +349,8 @@ def build_report(net: Network, tally=None, sample_counts=None, sample_raster=Non
     # run summary and figure data -------------------------------------------------
     report["run"] = None if tally is None else tally.as_dict()
     report["figure"] = None
-    if raster is not None:
+    if delivered is not None:      # the figure shows the first sample's raster
+        raster = rasters[0]
         sps = cnt.spikes_per_step(net, raster)
         report["figure"] = {
             "spikes_per_step": sps.T.tolist(),          # (L+1) lists over steps
@@ -474,6 +501,9 @@ def format_table(report: dict, short: bool = True) -> str:
         out.append(f"  {k}: {v}")
     for k, v in report["neurobench_not_computed"].items():
         out.append(f"  {k}: {v}")
+    n = report["source"].get("samples") or 0
+    out.append(f"  results dict (NeuroBench's Benchmark.run() keys, {n} image(s)): "
+               f"{report['neurobench_results']}")
     out += ["neurochip variants (not NeuroBench):"]
     for k, v in report["neurochip_variants"].items():
         out.append(f"  {k}: {v}")
