@@ -43,7 +43,7 @@ NEURON_TYPE = "CUBA"        # netx: Lava LIF (LIFReset with a reset interval)
 I_DECAY = 4096              # netx passes du = iDecay - 1 = 4095: no synaptic memory
 V_DECAY = 0                 # no membrane leak: integrate-and-fire
 REF_DELAY = 1
-DENSE_WEIGHT_MAX = 127      # mixed-sign dense weights netx keeps exactly: [-128, 127]
+DENSE_WEIGHT_RANGE = (-128, 127)   # mixed-sign dense weights netx keeps exactly
 CURRENT_LIMIT = 1 << 17     # |a_in| << 6 must stay inside the LIF's 24-bit current
 VTH_BITS = 17               # vThMant: unsigned 17-bit
 BIAS_BITS = 13              # bias mantissa: signed 13-bit
@@ -85,6 +85,10 @@ def _current_bound(w: np.ndarray) -> int:
     return int(max(pos.max(initial=0), neg.max(initial=0)))
 
 
+def _in_range(values: np.ndarray, bounds: tuple) -> bool:
+    return bool(values.size == 0 or (values.min() >= bounds[0] and values.max() <= bounds[1]))
+
+
 def _shift(values: np.ndarray, k: int) -> np.ndarray:
     return np.asarray(nx.pure.round_shift(np.asarray(values, np.int64), k), np.int64)
 
@@ -111,7 +115,7 @@ def netx_layers(net: Network) -> list[NetxLayer]:
             drop = max(0, net.widths.weight_bits - 8)
         while (_current_bound(_shift(kern, drop)) >= CURRENT_LIMIT
                or unit - drop > VTH_BITS
-               or (spec.kind == "fc" and np.abs(_shift(kern, drop)).max(initial=0) > DENSE_WEIGHT_MAX)):
+               or (spec.kind == "fc" and not _in_range(_shift(kern, drop), DENSE_WEIGHT_RANGE))):
             drop += 1
         weight = _shift(kern, drop)
         scale = unit - drop                       # real 1.0 = 2**scale netx weight units
@@ -242,3 +246,57 @@ def run_netx(path: str, spikes: np.ndarray, input_shape: tuple) -> np.ndarray:
         start = i * period + depth
         out[i] = (rec[:, start:start + period] != 0).sum(axis=1)
     return out
+
+
+def main(argv=None) -> int:
+    """``python -m mapping.netx NET.h5``: netx accuracy next to the core's on the same images."""
+    import sys
+    import time
+
+    from neurochip.core import CoreNet
+    from neurochip.errors import ArgumentParser, UserError
+    p = ArgumentParser(prog="python -m mapping.netx",
+                       description="Run the netx part of a Lava export (lava-dl netx, Lava CPU "
+                                   "fixed_pt) on test images; print its accuracy next to the "
+                                   "exact EP network's (the integer core) on the same images.")
+    p.add_argument("path", help="HDF5 file written by --export-lava / mapping.export")
+    p.add_argument("--dataset", help="digits | mnist | fashion-mnist (default: from the input shape)")
+    p.add_argument("--data-dir", help="folder with the IDX .gz files")
+    p.add_argument("--samples", type=int, default=None, help="test images, from the first (default all)")
+    p.add_argument("--chunk", type=int, default=500, help="images per Lava run")
+    try:
+        args = p.parse_args(argv)
+        from neurochip.data import load_dataset
+        from .export import load_network
+        net = load_network(args.path)
+        dataset = args.dataset or ("digits" if tuple(net.arch.input_shape[1:]) == (8, 8)
+                                   else "mnist")
+        d = load_dataset(dataset, args.data_dir)
+        n = len(d.test_y) if args.samples is None else args.samples
+        if not 1 <= n <= len(d.test_y) or args.chunk < 1:
+            raise UserError(f"--samples must be in 1..{len(d.test_y)} and --chunk positive")
+        x = d.quantised(d.test_x[:n], net.widths.state_bits)
+        y = np.asarray(d.test_y[:n], np.int64)
+        t0 = time.perf_counter()
+        core_pred = CoreNet(net).run(x, train=False).predictions
+        counts = np.concatenate([
+            run_netx(args.path, input_spikes(net, x[i:i + args.chunk]), net.arch.input_shape)
+            for i in range(0, n, args.chunk)])
+        secs = time.perf_counter() - t0
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    netx_pred = np.argmax(counts, axis=1)
+    silent = int((counts.sum(axis=1) == 0).sum())
+    print(f"{net.arch}  {dataset} test[0:{n}]  weights {net.weights_sha256()[:16]}  "
+          f"T1={net.hyper.t1}  {secs:.1f} s")
+    print(f"  core (exact EP network, free phase):  test error {100 * (core_pred != y).mean():.2f} %")
+    print(f"  netx part in Lava (feed-forward IF):  test error {100 * (netx_pred != y).mean():.2f} % "
+          f"(argmax of output spike counts; {silent} images without an output spike)")
+    print(f"  same prediction: {100 * (netx_pred == core_pred).mean():.2f} % of the images")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main())
