@@ -1,0 +1,1 @@
+"""Interoperability with other tools of the ecosystem (NIR, snnTorch); plug-ins, not the core."""
