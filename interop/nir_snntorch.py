@@ -32,7 +32,35 @@ def import_snntorch(path: str):
         raise UserError(f"running a NIR file in snnTorch needs nir, nirtorch and snntorch ({exc})") \
             from None
     graph = nir.read(path)
+    graph.nodes = forward_order(graph)
     return graph, import_from_nir(graph)
+
+
+def forward_order(graph) -> dict:
+    """The graph's nodes in forward topological order, the feedback nodes (``fb*``) last.
+
+    ``nir.read`` returns the nodes in HDF5 (alphabetical) order, and nirtorch
+    breaks each cycle at the first edge it meets whose source it has not run
+    yet, feeding that source's output of the previous step.  In forward order
+    the only such edges are the feedback edges: they get the one-step delay
+    they have in the EP network, and no forward edge is delayed.
+    """
+    forward = [(a, b) for a, b in graph.edges if not a.startswith("fb")]
+    indeg = {n: 0 for n in graph.nodes}
+    for _, b in forward:
+        indeg[b] += 1
+    ready = [n for n in graph.nodes if indeg[n] == 0 and not n.startswith("fb")]
+    order = []
+    while ready:
+        n = ready.pop(0)
+        order.append(n)
+        for a, b in forward:
+            if a == n:
+                indeg[b] -= 1
+                if indeg[b] == 0 and not b.startswith("fb"):
+                    ready.append(b)
+    order += [n for n in graph.nodes if n not in order]
+    return {n: graph.nodes[n] for n in order}
 
 
 def run_snntorch(module, spikes) -> np.ndarray:
