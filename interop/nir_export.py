@@ -47,6 +47,7 @@ import json
 import os
 import tempfile
 
+import nir   # noqa: F401  (a missing nir makes the registry say so before any work)
 import numpy as np
 
 from neurochip.errors import UserError
@@ -64,14 +65,6 @@ APPROXIMATION = (
     "the input node receives the EP input encoder's spikes; fb{l} nodes are the exact feedback "
     "W^T (times the feedback multiplier) in real units. Weights and biases are exact real values "
     "of the integers (w * 2**-e, b / 2**S); the integers are in the node metadata.")
-
-
-def _nir():
-    try:
-        import nir
-    except ImportError as exc:
-        raise UserError("the NIR export needs the nir package (pip install nir)") from exc
-    return nir
 
 
 def _fused_matrix_t(net: Network, l: int) -> np.ndarray:
@@ -110,7 +103,6 @@ def _map_shape(shape: tuple) -> tuple:
 
 def build_graph(net: Network):
     """The :class:`nir.NIRGraph` of ``net`` (see the module docstring)."""
-    nir = _nir()
     if net.hyper.pool != "avg":
         raise UserError("the NIR export covers avg-pool networks (conv, then 2x2 average): "
                         "NIR has no max-pool with the argmax-routed feedback of --pool max")
@@ -154,7 +146,7 @@ def build_graph(net: Network):
                       "is_output": int(l == arch.n_layers)})
         prev = f"lif{l}"
     for l in range(2, arch.n_layers + 1):          # feedback: layer l's spikes into layer l-1
-        _feedback(nir, net, l, shapes, nodes, edges, k.layers[l - 2].fb_mult)
+        _feedback(net, l, shapes, nodes, edges, k.layers[l - 2].fb_mult)
     n_out = shapes[-1][0]
     nodes["flatten"] = nir.Flatten(input_type={"input": np.array(shapes[-1])}, start_dim=0,
                                    end_dim=-1)
@@ -168,7 +160,7 @@ def build_graph(net: Network):
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=meta)
 
 
-def _feedback(nir, net: Network, l: int, shapes: list, nodes: dict, edges: list, fb_mult: int):
+def _feedback(net: Network, l: int, shapes: list, nodes: dict, edges: list, fb_mult: int):
     """``fb{l}``: ``W_l^T`` (real units, times the multiplier) from ``lif{l}`` into ``lif{l-1}``."""
     c1, h1, w1 = shapes[l - 1]
     src = shapes[l]
@@ -205,7 +197,6 @@ def _network_json(net: Network) -> str:
 
 def export_nir(net: Network, path: str, **_kw) -> str:
     """Write ``net`` as a NIR graph to ``path`` (HDF5, atomically); returns the path."""
-    nir = _nir()
     graph = build_graph(net)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -224,7 +215,6 @@ def export_nir(net: Network, path: str, **_kw) -> str:
 
 def load_network_from_nir(path: str) -> Network:
     """Rebuild the integer :class:`Network` from a file of :func:`export_nir` (checked)."""
-    nir = _nir()
     from neurochip.checkpoint import network_spec
     if not os.path.isfile(path):
         raise UserError(f"NIR file {path}: no such file")

@@ -139,7 +139,7 @@ def print_summary(result: dict, net, tally, table: str, seconds: float) -> None:
 
 
 def write_files(args, net, result: dict, report: dict) -> None:
-    """``--json``, ``--report``, ``--figure``, ``--export-lava``: each written atomically."""
+    """``--json``, ``--report``, ``--figure``, ``--export-lava``, ``--export-nir``: each atomic."""
     import json
 
     from ..atomic import atomic_write_bytes
@@ -152,7 +152,9 @@ def write_files(args, net, result: dict, report: dict) -> None:
     if args.figure:
         from ..budget.report import plot_report
         write_output("--figure", args.figure, lambda: plot_report(report, args.figure))
-    if args.export_lava:
-        from .. import registry
-        export = registry.get("neurochip.exporters", "lava")
-        write_output("--export-lava", args.export_lava, lambda: export(net, args.export_lava))
+    for flag, name in (("export_lava", "lava"), ("export_nir", "nir")):
+        path = getattr(args, flag)
+        if path:
+            from .. import registry
+            export = registry.get("neurochip.exporters", name)
+            write_output(f"--export-{name}", path, lambda: export(net, path))

@@ -16,7 +16,7 @@ MAX_STEPS = 1_000_000            # --t1 / --t2
 MAX_EPOCHS = 1_000_000
 MAX_PARAMETERS = 1 << 28         # weights + biases of an architecture
 MAX_NEURONS = 1 << 26            # neurons of all layers (one sample)
-OUTPUT_FLAGS = ("json", "save", "report", "figure", "export_lava")
+OUTPUT_FLAGS = ("json", "save", "report", "figure", "export_lava", "export_nir")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -107,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--save", metavar="PATH", default=None, help="save the trained network (checkpoint .npz)")
     o.add_argument("--report", metavar="PATH", default=None, help="hardware-budget report (.json or .md)")
     o.add_argument("--figure", metavar="PATH", default=None, help="hardware-budget PNG figure")
-    o.add_argument("--export-lava", metavar="PATH", default=None, help="export the network for Lava (HDF5)")
+    o.add_argument("--export-lava", metavar="PATH", default=None,
+                   help="export the network for Lava (HDF5: a part lava-dl netx loads + the exact "
+                        "network)")
+    o.add_argument("--export-nir", metavar="PATH", default=None,
+                   help="export the network as a NIR graph (feedback cycles, real-unit weights, "
+                        "integers in metadata)")
     o.add_argument("--quiet", action="store_true", help="no progress bars")
     return p

@@ -137,6 +137,8 @@ def check_plain_flags(args) -> None:
         _need("matplotlib", "--figure", "matplotlib")
     if args.export_lava:
         need_plugin("neurochip.exporters", "lava", "--export-lava")
+    if args.export_nir:
+        need_plugin("neurochip.exporters", "nir", "--export-nir")
     need_plugin("neurochip.backends", args.backend, f"--backend {args.backend}")
 
 
