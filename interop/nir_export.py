@@ -45,11 +45,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import nir   # noqa: F401  (a missing nir makes the registry say so before any work)
 import numpy as np
 
+from neurochip.atomic import atomic_path
 from neurochip.errors import UserError
 from neurochip.network import Network
 
@@ -201,15 +201,8 @@ def export_nir(net: Network, path: str, **_kw) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"--export-nir {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".nir", dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -30,10 +30,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 import numpy as np
 
+from neurochip.atomic import atomic_path
 from neurochip.checkpoint import network_meta, network_spec
 from neurochip.errors import UserError
 from neurochip.network import Network
@@ -127,25 +127,17 @@ def export_lava(network: Network, path: str, warn=None) -> str:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"--export-lava {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".h5", dir=folder)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["version"] = VERSION
-            f.attrs["num_layers"] = network.arch.n_layers + 1
-            f.attrs["netx_part"] = APPROXIMATION
-            f.attrs["exact_part"] = ("ep/: the trained EP network, bit-exact (weights, biases, "
-                                     "feedback, neuron constants, phases); "
-                                     "mapping.export.load_network rebuilds it")
-            for key, val in data.items():
-                f.create_dataset(key, data=val)
-            f.create_dataset("ep/network", data=np.bytes_(_network_meta(network)))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["version"] = VERSION
+        f.attrs["num_layers"] = network.arch.n_layers + 1
+        f.attrs["netx_part"] = APPROXIMATION
+        f.attrs["exact_part"] = ("ep/: the trained EP network, bit-exact (weights, biases, "
+                                 "feedback, neuron constants, phases); "
+                                 "mapping.export.load_network rebuilds it")
+        for key, val in data.items():
+            f.create_dataset(key, data=val)
+        f.create_dataset("ep/network", data=np.bytes_(_network_meta(network)))
     line = netx_warning(network, path)
     if line:
         print(line, file=warn or sys.stderr)
