@@ -1,8 +1,9 @@
 """Lava mapping of neurochip networks: bit-exact fixed_pt processes, export, resources.
 
 ``to_lava(network)`` (Lava processes, :mod:`mapping.builder`), ``export_lava`` /
-``load_lava`` (HDF5, :mod:`mapping.export`) and ``check_resources`` (Loihi
-budgets, :mod:`mapping.resources`).  Lava itself (lava-nc 0.10, Python 3.10) is
+``load_lava`` (HDF5, :mod:`mapping.export`; its netx part, which lava-dl netx
+loads, is :mod:`mapping.netx`) and ``check_resources`` (Loihi budgets,
+:mod:`mapping.resources`).  Lava itself (lava-nc 0.10, Python 3.10) is
 imported only when processes are built; the resource checks and the HDF5
 export need only NumPy and h5py.  Lava Processes and ProcessModels live in the
 import-safe sub-package :mod:`mapping.procs` (lava.md pitfall P1).

@@ -12,6 +12,10 @@
   ``torch.distributed`` (all-reduced integer contrastive sums).
 * :mod:`reference.real`, :mod:`reference.bptt` -- the real-valued model and
   BPTT baselines.
+* :mod:`reference.torch_port` -- ``to_torch(net)``: the free phase as a stepwise
+  torch module NeuroBench hooks (the core's spikes exactly);
+  :mod:`reference.neurobench_harness` -- NeuroBench's own ``Benchmark`` on it,
+  next to ``neurochip.budget``.
 
 Nothing is imported here, so ``import reference`` stays cheap.
 """
