@@ -118,3 +118,21 @@ def test_bad_paths_are_user_errors(tmp_path):
     max_net = Network.create(net.arch, dataclasses.replace(net.hyper, pool="max"), net.widths, 0)
     with pytest.raises(UserError, match="avg-pool"):
         export_nir(max_net, str(tmp_path / "m.nir"))
+
+
+def test_snntorch_command_reports_both_errors(tmp_path):
+    import subprocess
+    import sys
+    from tests.paths import ROOT
+    pytest.importorskip("snntorch", reason="snnTorch is not installed")
+    path = str(tmp_path / "net.nir")
+    export_nir(_net("digits"), path)
+    r = subprocess.run([sys.executable, "-m", "interop.nir_snntorch", path, "--samples", "6"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stderr
+    out = [l for l in r.stdout.splitlines() if l.startswith(("1x8x8", "  core", "  snnTorch",
+                                                             "  same"))]
+    assert len(out) == 4 and "digits test[0:6]" in out[0] and "(1 feedback)" in out[0]
+    bad = subprocess.run([sys.executable, "-m", "interop.nir_snntorch", path, "--samples", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --samples")

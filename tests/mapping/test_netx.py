@@ -118,3 +118,23 @@ def test_netx_loads_and_runs_the_forward_approximation(tmp_path, capsys, preset,
     want = _oracle(path, spikes, (net.arch.layers[-1].channels,))
     assert got.sum() > 0
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.timeout(300)
+def test_netx_command_reports_both_errors(tmp_path):
+    import subprocess
+    import sys
+    from tests.paths import ROOT
+    path = str(tmp_path / "net.h5")
+    export_lava(_net("digits-fc"), path)
+    r = subprocess.run([sys.executable, "-m", "mapping.netx", path, "--samples", "4"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=280)
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines()           # lava-dl prints its own notes at import
+             if l.startswith(("1x8x8", "  core", "  netx", "  same"))]
+    assert len(lines) == 4 and "digits test[0:4]" in lines[0] and "core (exact EP network" in lines[1]
+    assert "netx part in Lava" in lines[2] and lines[3].startswith("  same prediction:")
+    bad = subprocess.run([sys.executable, "-m", "mapping.netx", str(tmp_path / "none.h5")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"error: Lava export {tmp_path / 'none.h5'}: no such file"]
