@@ -30,6 +30,7 @@ FORMAT = "neurochip-checkpoint"
 VERSION = 1
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"
+BEST_PREFIX = "best_"   # arrays of the best-on-validation parameters
 
 
 def network_meta(net: Network) -> dict:
@@ -62,8 +63,15 @@ def network_spec(meta: dict) -> tuple[Architecture, Hyper, Widths]:
     return arch, hyper, widths
 
 
-def checkpoint_bytes(net: Network, training: dict | None = None) -> bytes:
-    """The complete ``.npz`` file content of a checkpoint."""
+def checkpoint_bytes(net: Network, training: dict | None = None,
+                     best: Network | None = None) -> bytes:
+    """The complete ``.npz`` file content of a checkpoint.
+
+    ``best``: the best-on-validation parameters of a run with a validation
+    split (same architecture), stored beside the latest ones as ``best_w{l}``,
+    ``best_b{l}``: ``--resume`` continues from the latest, ``--load`` evaluates
+    the best (:func:`load_checkpoint` ``which``).
+    """
     meta = network_meta(net)
     if training is not None:
         meta["training"] = training
@@ -71,6 +79,10 @@ def checkpoint_bytes(net: Network, training: dict | None = None) -> bytes:
     for l, (w, b) in enumerate(zip(net.weights_q, net.biases_q), start=1):
         arrays[f"w{l}"] = np.ascontiguousarray(w, np.int32)
         arrays[f"b{l}"] = np.ascontiguousarray(b, np.int32)
+    if best is not None:
+        for l, (w, b) in enumerate(zip(best.weights_q, best.biases_q), start=1):
+            arrays[f"{BEST_PREFIX}w{l}"] = np.ascontiguousarray(w, np.int32)
+            arrays[f"{BEST_PREFIX}b{l}"] = np.ascontiguousarray(b, np.int32)
     arrays["__meta__"] = np.frombuffer(json.dumps(meta, sort_keys=True, allow_nan=True).encode(),
                                        np.uint8)
     buf = io.BytesIO()
@@ -78,9 +90,11 @@ def checkpoint_bytes(net: Network, training: dict | None = None) -> bytes:
     return buf.getvalue()
 
 
-def save_checkpoint(path: str, net: Network, training: dict | None = None) -> None:
-    """Atomically write ``net`` (and an optional training position) to ``path``."""
-    atomic_write_bytes(path, checkpoint_bytes(net, training))
+def save_checkpoint(path: str, net: Network, training: dict | None = None,
+                    best: Network | None = None) -> None:
+    """Atomically write ``net`` (and an optional training position and
+    best-on-validation parameters) to ``path``."""
+    atomic_write_bytes(path, checkpoint_bytes(net, training, best))
 
 
 def _read_members(path: str) -> dict:
@@ -153,8 +167,13 @@ def _check_training(training, path: str) -> dict | None:
     return training
 
 
-def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network, dict | None]:
+def load_checkpoint(path: str, expect_arch: str | None = None,
+                    which: str = "last") -> tuple[Network, dict | None]:
     """Load and validate a checkpoint; returns ``(network, training or None)``.
+
+    ``which``: ``"last"`` the latest parameters (what ``--resume`` continues),
+    ``"best"`` the best-on-validation ones where the file holds them (a run
+    with a validation split), else the latest (what ``--load`` evaluates).
 
     Raises :class:`CheckpointError` (one line) for a missing, empty,
     truncated or corrupted file, a file that is not a checkpoint, another
@@ -195,11 +214,14 @@ def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network,
         raise CheckpointError(f"checkpoint {path}: weight exponents do not match {arch}")
     if any(not -64 <= e <= 64 for e in exps):
         raise CheckpointError(f"checkpoint {path}: weight exponents {exps} out of range [-64, 64]")
+    if which not in ("last", "best"):
+        raise ValueError(f"which must be 'last' or 'best', got {which!r}")
+    prefix = BEST_PREFIX if which == "best" and f"{BEST_PREFIX}w1" in files else ""
     weights, biases = [], []
     w_lo, w_hi = nx.signed_range.py_func(widths.weight_bits)
     b_lo, b_hi = nx.signed_range.py_func(widths.bias_bits)
     for l, (ws, bs) in enumerate(zip(arch.weight_shapes(), arch.bias_shapes()), start=1):
-        w, b = files.get(f"w{l}"), files.get(f"b{l}")
+        w, b = files.get(f"{prefix}w{l}"), files.get(f"{prefix}b{l}")
         if w is None or b is None or tuple(w.shape) != tuple(ws) or tuple(b.shape) != tuple(bs):
             raise CheckpointError(f"checkpoint {path}: parameters of layer {l} are missing or "
                                   f"have the wrong shape for {arch}")
@@ -212,6 +234,11 @@ def load_checkpoint(path: str, expect_arch: str | None = None) -> tuple[Network,
         weights.append(np.ascontiguousarray(w, np.int32).copy())
         biases.append(np.ascontiguousarray(b, np.int32).copy())
     preset = meta.get("preset") or ""
+    training = _check_training(meta.get("training"), path)
+    if prefix:      # the best parameters: their own update count (what they were trained for)
+        best = (training or {}).get("best") or {}
+        if isinstance(best.get("updates"), int) and best["updates"] >= 0:
+            updates = best["updates"]
     net = Network(arch, hyper, widths, int(meta["seed"]), weights, biases, exps, updates,
                   preset if isinstance(preset, str) else "")
-    return net, _check_training(meta.get("training"), path)
+    return net, training

@@ -233,9 +233,14 @@ def contrastive(net: Network, traces: list[LayerTraces]) -> list[tuple[np.ndarra
     return out
 
 
-def update_network(net: Network, grads: list[tuple[np.ndarray, np.ndarray]]) -> UpdateStats:
-    """Apply one EP update to ``net`` in place and advance its update counter."""
-    consts = net.constants()
+def update_network(net: Network, grads: list[tuple[np.ndarray, np.ndarray]],
+                   lr_factor: float = 1.0) -> UpdateStats:
+    """Apply one EP update to ``net`` in place and advance its update counter.
+
+    ``lr_factor`` scales every layer's rate before the rates become their
+    integer mantissa/shift constants (a learning-rate schedule's factor).
+    """
+    consts = net.constants(lr_factor)
     n = net.arch.n_layers
     stats = UpdateStats(np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
                         np.zeros(n, np.int64))

@@ -21,6 +21,8 @@ from . import numerics as nx
 from .errors import ArchitectureError, UserError
 
 POOL_SHIFT_AVG = 2  # the 2x2 average pool's 1/4, a neuron-side shift
+#: share of the signed weight range the initial weights' bound may use (one bit of headroom)
+DEFAULT_WEIGHT_HEADROOM = 0.5
 
 
 # ------------------------------------------------------------- architecture
@@ -275,11 +277,13 @@ class Network:
     # construction -------------------------------------------------------
     @staticmethod
     def create(arch: Architecture | str, hyper: Hyper | None = None, widths: Widths | None = None,
-               seed: int = 0, preset: str = "") -> "Network":
+               seed: int = 0, preset: str = "",
+               weight_headroom: float = DEFAULT_WEIGHT_HEADROOM) -> "Network":
         """Initialise like PyTorch's default ``U(+-1/sqrt(fan_in))`` for W and b.
 
         The per-layer exponent is the largest ``e`` with the initial bound
-        using half the signed range (one bit of headroom for learning).
+        using at most ``weight_headroom`` of the signed range (default half:
+        one bit of headroom for learning; see :func:`weight_exponent`).
         """
         if isinstance(arch, str):
             arch = Architecture.parse(arch)
@@ -290,7 +294,9 @@ class Network:
         hyper.validate(arch.n_layers)
         widths.validate()
         ws, bs = initial_real_parameters(arch, seed)
-        exps = [weight_exponent(arch.fan_in(i), widths.weight_bits) for i in range(arch.n_layers)]
+        check_weight_headroom(weight_headroom)
+        exps = [weight_exponent(arch.fan_in(i), widths.weight_bits, weight_headroom)
+                for i in range(arch.n_layers)]
         weights = [quantise_weights(w, e, widths) for w, e in zip(ws, exps)]
         biases = [quantise_biases(b, widths) for b in bs]
         return Network(arch, hyper, widths, seed, weights, biases, exps, 0, preset)
@@ -326,8 +332,12 @@ class Network:
         return Network.create(arch, hyper, widths, seed=seed, preset=name)
 
     # derived ------------------------------------------------------------
-    def constants(self) -> IntConstants:
-        """All integer constants the executions use (see docs/numerics.md §3)."""
+    def constants(self, lr_factor: float = 1.0) -> IntConstants:
+        """All integer constants the executions use (see docs/numerics.md §3).
+
+        ``lr_factor`` multiplies every layer's learning rate before it becomes
+        the update's mantissa and shift (a schedule; 1.0 leaves them as given).
+        """
         h, wd, arch = self.hyper, self.widths, self.arch
         one = 1 << wd.state_bits
         lam_q = nx.q12(h.lam)
@@ -353,8 +363,9 @@ class Network:
             else:
                 c = 1.0
             denom = 2.0 * (beta_q / nx.Q12_ONE) * h.batch_size
-            f_w = h.lrs[i] * c * 2.0 ** self.weight_exp[i] / (denom * trace_max * trace_max)
-            f_b = h.lrs[i] * one / (denom * trace_max)   # d Phi/d b has no pooling factor
+            lr = h.lrs[i] * lr_factor
+            f_w = lr * c * 2.0 ** self.weight_exp[i] / (denom * trace_max * trace_max)
+            f_b = lr * one / (denom * trace_max)   # d Phi/d b has no pooling factor
             layers.append(LayerConstants(sh_fwd, fb_mult, sh_fb, sh_out, pool_shift,
                                          nx.lr_constants(f_w), nx.lr_constants(f_b)))
         return IntConstants(
@@ -404,10 +415,20 @@ def initial_real_parameters(arch: Architecture, seed: int) -> tuple[list, list]:
     return ws, bs
 
 
-def weight_exponent(fan_in: int, weight_bits: int) -> int:
-    """The largest ``e`` with the initial bound ``1/sqrt(fan_in)`` using half the range."""
+def weight_exponent(fan_in: int, weight_bits: int,
+                    headroom: float | None = None) -> int:
+    """The largest ``e`` with the initial bound ``1/sqrt(fan_in)`` using at most
+    ``headroom`` of the range (a share in (0, 1]; default one half)."""
+    headroom = DEFAULT_WEIGHT_HEADROOM if headroom is None else headroom
     _, w_hi = nx.signed_range.py_func(weight_bits)
-    return int(math.floor(math.log2(w_hi / (2.0 / math.sqrt(fan_in)))))
+    # 1/headroom is exactly 2.0 for the default: the same float expression as before
+    return int(math.floor(math.log2(w_hi / ((1.0 / headroom) / math.sqrt(fan_in)))))
+
+
+def check_weight_headroom(headroom: float) -> None:
+    if not (isinstance(headroom, (int, float)) and math.isfinite(headroom) and 0.0 < headroom <= 1.0):
+        raise UserError(f"--weight-headroom must be in (0, 1] (the initial weights' share of "
+                        f"the range), got {headroom}")
 
 
 def quantise_weights(w_real: np.ndarray, exp: int, widths: Widths) -> np.ndarray:

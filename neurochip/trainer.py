@@ -61,9 +61,14 @@ class Tally:
 
 @dataclass
 class StepResult:
+    """One update: predictions, loss, update statistics, and (for diagnostics,
+    :mod:`neurochip.health`) the per-layer traces and contrastive sums."""
+
     predictions: np.ndarray
     loss: float
     stats: learning.UpdateStats | None = None
+    traces: list | None = None
+    grads: list | None = None
 
 
 def mse_loss(net: Network, s_free: np.ndarray, labels: np.ndarray) -> float:
@@ -75,11 +80,15 @@ def mse_loss(net: Network, s_free: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train_step(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray,
-               tally: Tally | None = None) -> StepResult:
-    """One EP update on a minibatch: three phases, contrastive sums, update."""
+               tally: Tally | None = None, lr_factor: float = 1.0) -> StepResult:
+    """One EP update on a minibatch: three phases, contrastive sums, update.
+
+    ``lr_factor`` scales every layer's learning rate (a schedule's factor).
+    """
     res = backend.run(x_fp, labels, train=True)
-    grads = learning.contrastive(net, backend.layer_traces(res))
-    stats = learning.update_network(net, grads)
+    traces = backend.layer_traces(res)
+    grads = learning.contrastive(net, traces)
+    stats = learning.update_network(net, grads, lr_factor)
     backend.refresh()
     if tally is not None:
         tally.counts += res.counts.sum(axis=0)
@@ -89,7 +98,7 @@ def train_step(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray,
         tally.weight_saturations += stats.weight_saturations
         tally.bias_saturations += stats.bias_saturations
         tally.updates += 1
-    return StepResult(res.predictions, mse_loss(net, res.s_free, labels), stats)
+    return StepResult(res.predictions, mse_loss(net, res.s_free, labels), stats, traces, grads)
 
 
 def evaluate(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, batch_size: int = 256,
@@ -116,14 +125,15 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally | None = None,
-                start_batch: int = 0, on_batch=None) -> tuple[float, float]:
+                start_batch: int = 0, on_batch=None, lr_factor: float = 1.0) -> tuple[float, float]:
     """One epoch of minibatch EP; returns (train error on the fly, mean loss).
 
     ``x_fp``: int64 ``(N, N0)`` quantised pixels; ``labels``: int ``(N,)``.
     ``tally`` (optional) accumulates the counts; ``start_batch`` skips batches
     already done (resume); ``on_batch(i, step, wrong)`` is called after each
     update with the batch's misclassified count (progress, partial sums,
-    checkpoints).  :func:`fit` runs whole trainings with callbacks.
+    checkpoints); ``lr_factor`` scales every layer's learning rate in this
+    epoch (a schedule's factor).  :func:`fit` runs whole trainings with callbacks.
     """
     bs = net.hyper.batch_size
     order = epoch_order(net.seed, epoch, len(labels))
@@ -133,7 +143,7 @@ def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally | 
     seen = 0
     for i in range(start_batch, n_batches):
         idx = order[i * bs:(i + 1) * bs]
-        step = train_step(backend, net, x_fp[idx], labels[idx], tally)
+        step = train_step(backend, net, x_fp[idx], labels[idx], tally, lr_factor)
         batch_wrong = int((step.predictions != labels[idx]).sum())
         wrong += batch_wrong
         loss += step.loss * bs
@@ -204,6 +214,7 @@ class Callback:
 
 def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int, *,
         test: tuple[np.ndarray, np.ndarray] | None = None, test_name: str = "test",
+        validation: tuple[np.ndarray, np.ndarray] | None = None, lr_schedule=None,
         tally: Tally | None = None, callbacks=(), state: TrainingState | None = None,
         clock=None) -> TrainingState:
     """Train ``net`` for ``epochs`` epochs of minibatch EP, calling ``callbacks`` on the way.
@@ -215,6 +226,12 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
         its error and loss go into the epoch's history record as
         ``{test_name}_error`` and ``{test_name}_loss`` (the CLI: ``test``; :func:`neurochip.train`:
         ``val``, for a validation split).
+    validation : optional ``(x_fp, labels)`` of a validation split carved from the
+        training set, evaluated after every epoch before ``test`` (``val_error``,
+        ``val_loss`` in the record), for choices and best-on-validation weights.
+    lr_schedule : optional :class:`neurochip.schedule.LRSchedule` (anything with
+        ``factor(epoch, epochs)``): every layer's rate times that factor in the
+        epoch, recorded as ``lr_factor``; None: the rates as given.
     tally : optional :class:`Tally` accumulating the training counts.
     state : a :class:`TrainingState` to continue (resume); default: a new one.
     clock : seconds counter (default ``time.perf_counter``).
@@ -252,9 +269,15 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
                 st.batch = i + 1
                 each("on_batch_end", BatchEnd(i, step, wrong))
 
-            train_epoch(backend, net, x_fp, labels, epoch, tally, st.batch, on_batch)
+            factor = 1.0 if lr_schedule is None else lr_schedule.factor(epoch, epochs)
+            train_epoch(backend, net, x_fp, labels, epoch, tally, st.batch, on_batch, factor)
             record = {"epoch": epoch + 1, "train_error_on_the_fly": st.wrong / max(st.seen, 1),
                       "train_loss": st.loss / max(st.seen, 1)}
+            if lr_schedule is not None:
+                record["lr_factor"] = factor
+            if validation is not None:
+                record["val_error"], record["val_loss"] = evaluate(backend, net, validation[0],
+                                                                   validation[1])
             if test is not None:
                 err, loss = evaluate(backend, net, test[0], test[1])
                 record[f"{test_name}_error"], record[f"{test_name}_loss"] = err, loss

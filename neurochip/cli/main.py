@@ -42,6 +42,8 @@ from ..errors import CheckpointError, UserError  # noqa: E402
 from . import outputs, validation  # noqa: E402
 from .parser import build_parser  # noqa: E402
 from .validation import check_headroom  # noqa: E402,F401
+from ..health import HealthCallback, HealthMonitor, rail_fractions, warning_line  # noqa: E402
+from ..validation_split import BestOnValidation, BestTracker  # noqa: E402
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -159,12 +161,15 @@ def run(argv=None, t0: float | None = None) -> int:
 
     ds = validation.load_data(args, plan)
     if plan.net is None:
-        net = Network.create(plan.arch, plan.hyper, plan.widths, seed=plan.seed, preset=plan.preset)
+        net = Network.create(plan.arch, plan.hyper, plan.widths, seed=plan.seed, preset=plan.preset,
+                             weight_headroom=plan.headroom)
     else:
         net = plan.net
     training, epochs, dataset_name, preset_name = plan.training, plan.epochs, plan.dataset, plan.preset
     state = dict(training or {}) if not args.load else {}
     bs = net.hyper.batch_size
+    n_train_given = len(ds.train_y)          # --train-samples (what a checkpoint records)
+    ds, val_x_raw, val_y = validation.carve_validation(ds, plan.val_split, net.seed)
     n_train, n_test = len(ds.train_y), len(ds.test_y)
     n_batches = n_train // bs
     start_epoch = int(state.get("epoch", 0))
@@ -182,15 +187,19 @@ def run(argv=None, t0: float | None = None) -> int:
 
     sbits = net.widths.state_bits
     x_train, x_test = ds.quantised(ds.train_x, sbits), ds.quantised(ds.test_x, sbits)
+    validation_set = None if val_y is None else (ds.quantised(val_x_raw, sbits), val_y)
     factory = validation.need_plugin("neurochip.backends", args.backend, f"--backend {args.backend}")
-    try:
-        takes_device = "device" in inspect.signature(factory).parameters
-        backend = factory(net, **({"device": args.device} if takes_device else {}))
-    except (ImportError, RuntimeError, ValueError, AssertionError, TypeError) as exc:
-        first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        raise UserError(f"--backend {args.backend} --device {args.device}: {first}") from None
-    if debug:
-        backend = DebugBackend(backend, net)
+
+    def make_backend(the_net):
+        try:
+            takes_device = "device" in inspect.signature(factory).parameters
+            be = factory(the_net, **({"device": args.device} if takes_device else {}))
+        except (ImportError, RuntimeError, ValueError, AssertionError, TypeError) as exc:
+            first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+            raise UserError(f"--backend {args.backend} --device {args.device}: {first}") from None
+        return DebugBackend(be, the_net) if debug else be
+
+    backend = make_backend(net)
 
     tally = trainer.Tally.zeros(net.arch.n_layers)
     _restore_tally(tally, state, plan.source)
@@ -200,9 +209,14 @@ def run(argv=None, t0: float | None = None) -> int:
         loss=float(partial.get("loss", 0.0)), seen=int(partial.get("seen", 0)),
         train_seconds=float(state.get("train_seconds", 0.0)), history=list(state.get("history", [])))
     history = progress.history
+    health = HealthMonitor.from_state(state.get("health"))
+    best = BestTracker(record=state.get("best"))
+    if best.record is not None and plan.source:
+        best.net = checkpoint.load_checkpoint(plan.source, which="best")[0]
     ckpt_path = None if args.load else (args.save or args.resume)
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
-    log(f"neurochip: {net.arch} | {dataset_name} {n_train}/{n_test} | "
+    log(f"neurochip: {net.arch} | {dataset_name} {n_train}/"
+        f"{'' if val_y is None else f'{len(val_y)} val/'}{n_test} | "
         f"{net.widths.weight_bits}-bit weights, S={sbits} | T1={net.hyper.t1} T2={net.hyper.t2} "
         f"batch {bs} | {args.backend} backend{' | debug: register widths checked' if debug else ''}")
     if args.resume:
@@ -212,19 +226,24 @@ def run(argv=None, t0: float | None = None) -> int:
     def training_state() -> dict:
         st = progress
         return {"epoch": st.epoch, "batch": st.batch, "epochs": epochs,
-                "dataset": dataset_name, "train_samples": n_train, "test_samples": n_test,
+                "dataset": dataset_name, "train_samples": n_train_given, "test_samples": n_test,
                 "history": history, "partial": {"wrong": st.wrong, "loss": st.loss, "seen": st.seen},
                 "train_seconds": round(st.train_seconds, 6),
-                "tally_counts": tally.counts.ravel().tolist(), "tally": _tally_to_dict(tally)}
+                "tally_counts": tally.counts.ravel().tolist(), "tally": _tally_to_dict(tally),
+                "lr_schedule": plan.schedule.as_dict(), "val_split": plan.val_split,
+                "weight_headroom": plan.headroom, "health": health.state(), "best": best.record}
 
     def save_training(path: str) -> None:
-        checkpoint.save_checkpoint(path, net, training_state())
+        checkpoint.save_checkpoint(path, net, training_state(), best.net)
         _STATUS.update(checkpoint=path, updates=net.updates)
 
     stop = _StopOnSignal(args.quiet)
     # the command's callbacks, in order; a new per-batch or per-epoch job is one more entry here
-    callbacks = [outputs.ProgressBar(n_batches, bs, args.quiet), outputs.EpochLog(log),
-                 _Checkpoints(save_training, ckpt_path, args.checkpoint_every, net), stop]
+    # (the best-on-validation weights are kept before the epoch's checkpoint is written)
+    callbacks = ([outputs.ProgressBar(n_batches, bs, args.quiet), HealthCallback(health)]
+                 + ([BestOnValidation(best, net)] if validation_set is not None else [])
+                 + [outputs.EpochLog(log),
+                    _Checkpoints(save_training, ckpt_path, args.checkpoint_every, net), stop])
     interrupted = None
     if will_train and ckpt_path:
         checkpoint.remove_stale_temporaries(ckpt_path)      # what a SIGKILL'd earlier writer left behind
@@ -232,6 +251,7 @@ def run(argv=None, t0: float | None = None) -> int:
         handlers = stop.install()
         try:
             trainer.fit(backend, net, x_train, ds.train_y, epochs, test=(x_test, ds.test_y),
+                        validation=validation_set, lr_schedule=plan.schedule,
                         tally=tally, callbacks=callbacks, state=progress)
             if progress.stopped:
                 interrupted = stop.signal
@@ -260,26 +280,35 @@ def run(argv=None, t0: float | None = None) -> int:
     final_state = training_state() if not args.load else training
     final_bytes = None
     if args.save or ckpt_path:
-        final_bytes = checkpoint.checkpoint_bytes(net, final_state)
+        final_bytes = checkpoint.checkpoint_bytes(net, final_state, best.net)
+    # a run with a validation split reports (and --load evaluates) its best-on-validation weights
+    eval_net, eval_backend = net, backend
+    if best.net is not None:
+        eval_net = best.net
+        eval_backend = make_backend(eval_net)
 
     def final_evaluation():
         bar = outputs.progress_bar(n_test, "test", args.quiet)
-        test_error, test_loss = trainer.evaluate(backend, net, x_test, ds.test_y, tally=tally,
-                                         progress=(bar.update if bar else None))
+        test_error, test_loss = trainer.evaluate(eval_backend, eval_net, x_test, ds.test_y, tally=tally,
+                                                 progress=(bar.update if bar else None))
         if bar is not None:
             bar.close()
-        train_error = float("nan")
+        train_error, method = float("nan"), "on the fly during the last epoch"
         if not args.load and history and history[-1].get("epoch") == epochs and progress.batch == 0 \
                 and (epochs or 0) > 0:
-            train_error = float(history[-1]["train_error_on_the_fly"])
+            if eval_net is net:
+                train_error = float(history[-1]["train_error_on_the_fly"])
+            elif len(history) >= best.record["epoch"]:    # the best epoch's own figure
+                train_error = float(history[best.record["epoch"] - 1]["train_error_on_the_fly"])
+                method = f"on the fly during epoch {best.record['epoch']} (the best on validation)"
         if args.eval_train or math.isnan(train_error):
             bar = outputs.progress_bar(n_train, "train eval", args.quiet)
-            train_error, _ = trainer.evaluate(backend, net, x_train, ds.train_y,
-                                      progress=(bar.update if bar else None))
+            train_error, _ = trainer.evaluate(eval_backend, eval_net, x_train, ds.train_y,
+                                              progress=(bar.update if bar else None))
             if bar is not None:
                 bar.close()
             return test_error, test_loss, train_error, "free-phase pass after training"
-        return test_error, test_loss, train_error, "on the fly during the last epoch"
+        return test_error, test_loss, train_error, method
 
     try:
         test_error, test_loss, train_error, train_error_method = final_evaluation()
@@ -290,10 +319,14 @@ def run(argv=None, t0: float | None = None) -> int:
             _STATUS.update(checkpoint=path, updates=net.updates)
         raise
 
+    health_report = health.report(rail_fractions(net.weights_q, net.constants().w_range))
+    warning = warning_line(health_report)
+    if warning:
+        print(warning, file=sys.stderr)
     want_sample = bool(args.report or args.figure) and len(ds.test_y) > 0
     report, table = outputs.budget_report(net, tally, (x_test[0], int(ds.test_y[0])) if want_sample else None)
     result = outputs.result_record(
-        net, tally, report, history,
+        eval_net, tally, report, history,
         errors={"test_error": test_error, "train_error": train_error,
                 "train_error_method": train_error_method, "test_loss": test_loss},
         run={"train_seconds": round(progress.train_seconds, 3), "dataset": dataset_name, "preset": preset_name,
@@ -303,9 +336,15 @@ def run(argv=None, t0: float | None = None) -> int:
                "batches_checked": getattr(backend, "batches_checked", 0) if debug else 0,
                "updates_checked": getattr(backend, "updates_checked", 0) if debug else 0},
         resumed_from=plan.source if args.resume else None)
+    result.update({
+        "learning_health": health_report,
+        "val_split": plan.val_split, "val_samples": None if val_y is None else int(len(val_y)),
+        "best": best.record, "evaluated": "best on validation" if eval_net is not net else "latest",
+        "lr_schedule": plan.schedule.as_dict(), "weight_headroom": plan.headroom,
+        "weights_sha256_latest": net.weights_sha256()})
     seconds = time.perf_counter() - t0
     result["seconds"] = round(seconds, 3)
-    outputs.print_summary(result, net, tally, table, seconds)
+    outputs.print_summary(result, eval_net, tally, table, seconds)
     # outputs, each written atomically (the checkpoint first: it is the expensive part)
     save_to = args.save or ckpt_path
     if save_to and final_bytes is not None:

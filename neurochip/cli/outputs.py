@@ -54,8 +54,9 @@ class EpochLog(Callback):
         self.log = log
 
     def on_epoch_end(self, state, record) -> None:
+        val = f"validation error {record['val_error']:.2%}, " if "val_error" in record else ""
         self.log(f"epoch {record['epoch']}/{state.epochs}: train error "
-                 f"{record['train_error_on_the_fly']:.2%} (on the fly), "
+                 f"{record['train_error_on_the_fly']:.2%} (on the fly), {val}"
                  f"test error {record['test_error']:.2%}, {record['seconds']:.1f} s")
 
 
@@ -133,6 +134,16 @@ def print_summary(result: dict, net, tally, table: str, seconds: float) -> None:
     print(f"  spikes       {r['spikes_per_sample']:,.0f} per sample (all layers and phases)")
     print(f"  saturations  {tally.total_saturations()}  " +
           ", ".join(f"{k} {v}" for k, v in r["saturations_by_kind"].items()))
+    best = r.get("best")
+    if best is not None:
+        print(f"  validation   {best['val_error']:7.2%}   (best, epoch {best['epoch']}, of "
+              f"{r['val_samples']} held-out training samples; these weights are evaluated)")
+    health = r.get("learning_health")
+    if health is not None:
+        print("  learning     " + (
+            f"STOPPED (first stalled at update {health['stopped_since_update']}): "
+            + "; ".join(health["reasons"]) if health["stopped"]
+            else ("; ".join(health["reasons"]) or "healthy")))
     print(f"  updates      {net.updates}   time {seconds:.1f} s   weights sha256 {net.weights_sha256()[:16]}…")
     print()
     print(table)

@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--lrs", type=_floats, default=None,
                    help="per-layer learning rates in [0, 10], e.g. 0.1,0.05")
     h.add_argument("--batch-size", type=int, default=None, help="minibatch size")
+    h.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default=None,
+                   help="per-epoch factor on every layer's rate (default constant): step = "
+                        "gamma**(epoch // step-epochs), cosine from 1 to --lr-min-factor")
+    h.add_argument("--lr-step-epochs", type=int, default=None, help="step schedule: epochs per step (default 1)")
+    h.add_argument("--lr-gamma", type=float, default=None, help="step schedule: factor per step (default 0.5)")
+    h.add_argument("--lr-min-factor", type=float, default=None,
+                   help="cosine schedule: the factor it approaches in the last epoch (default 0)")
+    h.add_argument("--weight-headroom", type=float, default=None,
+                   help="share of the weight range the initial weights may use, (0, 1] (default 0.5: "
+                        "one bit of headroom)")
     h.add_argument("--update-scale", choices=("quarter", "alpha"), default=None,
                    help="conv update uses the exact 1/4 of the average pool, or alpha")
     t = p.add_argument_group("run")
@@ -88,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None, help="training epochs (default from the preset)")
     t.add_argument("--train-samples", type=int, default=None, help="use only the first N training samples")
     t.add_argument("--test-samples", type=int, default=None, help="use only the first N test samples")
+    t.add_argument("--val-split", default=None, metavar="N|FRACTION",
+                   help="hold out N training images (or a fraction in (0, 1)), drawn from the seed, "
+                        "for a per-epoch validation error and best-on-validation weights, which "
+                        "--save keeps and the run reports (the test set is untouched)")
     t.add_argument("--eval-train", action="store_true",
                    help="measure the train error with a final free-phase pass (default: on the fly in the last epoch)")
     t.add_argument("--seed", type=int, default=None,

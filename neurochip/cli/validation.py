@@ -189,6 +189,57 @@ def check_size(arch) -> None:
         raise UserError(f"architecture {arch} has {neurons:,} neurons; the limit is {MAX_NEURONS:,}")
 
 
+def recipe(args, training: dict | None, source: str | None):
+    """``(schedule, val_split, weight_headroom)`` from the flags, or from the
+    checkpoint being resumed (a flag that disagrees with it is an error)."""
+    import dataclasses
+    from ..network import DEFAULT_WEIGHT_HEADROOM, check_weight_headroom
+    from ..schedule import LRSchedule
+    from ..validation_split import parse_split
+    given = {k: v for k, v in (("kind", args.lr_schedule), ("step_epochs", args.lr_step_epochs),
+                               ("gamma", args.lr_gamma), ("min_factor", args.lr_min_factor))
+             if v is not None}
+    split = parse_split(args.val_split) if args.val_split is not None else None
+    if args.weight_headroom is not None:
+        check_weight_headroom(args.weight_headroom)
+    if source is None:
+        schedule = dataclasses.replace(LRSchedule(), **given).validate()
+        headroom = args.weight_headroom if args.weight_headroom is not None else DEFAULT_WEIGHT_HEADROOM
+        return schedule, split, headroom
+    stored = training or {}
+    schedule = LRSchedule.from_dict(stored.get("lr_schedule"))
+    if given and args.resume:
+        mine = dataclasses.replace(schedule, **given).validate()
+        if mine != schedule:
+            raise UserError(f"--lr-schedule flags conflict with checkpoint {source}, which was trained "
+                            f"with {schedule.as_dict()}; a run's schedule cannot be changed")
+    headroom = stored.get("weight_headroom", DEFAULT_WEIGHT_HEADROOM)
+    if args.weight_headroom is not None and args.weight_headroom != headroom:
+        raise UserError(f"--weight-headroom {args.weight_headroom} conflicts with checkpoint {source}, "
+                        f"whose weights were initialised with {headroom}")
+    if args.resume:
+        stored_split = stored.get("val_split")
+        if split is not None and stored.get("train_samples") is not None and split != stored_split:
+            raise UserError(f"--val-split {args.val_split} conflicts with checkpoint {source}, "
+                            f"which was trained with {stored_split}")
+        split = stored_split
+    else:
+        split = None                  # --load only evaluates: nothing is held out
+    return schedule, split, headroom
+
+
+def carve_validation(ds, split, seed: int):
+    """``(training set without the held-out images, val images, val labels)``;
+    ``(ds, None, None)`` without a split.  The test set is untouched."""
+    if split is None:
+        return ds, None, None
+    import dataclasses
+    from ..validation_split import split_count, split_indices
+    tr, va = split_indices(len(ds.train_y), split_count(split, len(ds.train_y)), seed)
+    rest = dataclasses.replace(ds, train_x=ds.train_x[tr], train_y=ds.train_y[tr])
+    return rest, ds.train_x[va], ds.train_y[va]
+
+
 class Plan:
     """What to run: a loaded network or the description of a new one."""
 
@@ -204,7 +255,9 @@ def plan(args) -> Plan:
 
     if args.load or args.resume:
         src = args.load or args.resume
-        net, training = load_checkpoint(src, expect_arch=args.arch)
+        # --load evaluates a validation-split run's best-on-validation weights
+        net, training = load_checkpoint(src, expect_arch=args.arch,
+                                        which="best" if args.load else "last")
         hyper, widths = apply_overrides(net.hyper, net.widths, args, net.arch.n_layers)
         for field, flag in HYPER_FLAGS + WIDTH_FLAGS:
             mine = getattr(hyper if hasattr(hyper, field) else widths, field)
@@ -232,8 +285,10 @@ def plan(args) -> Plan:
             elif training is None or epochs is None:
                 raise UserError(f"checkpoint {src} holds no training position; give --epochs N "
                                 "to train it further, or use --load to evaluate it")
+        schedule, split, headroom = recipe(args, training, src)
         return Plan(net=net, training=training, arch=net.arch, dataset=dataset, epochs=epochs,
-                     preset=net.preset, source=src)
+                    preset=net.preset, source=src, schedule=schedule, val_split=split,
+                    headroom=headroom)
 
     dataset = args.dataset
     preset_name = args.preset
@@ -248,9 +303,11 @@ def plan(args) -> Plan:
         hyper = dataclasses.replace(hyper, lrs=rates_for(hyper.lrs, arch.n_layers))
     hyper, widths = apply_overrides(hyper, preset.widths, args, arch.n_layers)
     epochs = args.epochs if args.epochs is not None else preset.epochs
+    schedule, split, headroom = recipe(args, None, None)
     return Plan(net=None, training=None, arch=arch, hyper=hyper, widths=widths,
-                 seed=args.seed if args.seed is not None else 0, dataset=dataset, epochs=epochs,
-                 preset=preset_name, source=None)
+                seed=args.seed if args.seed is not None else 0, dataset=dataset, epochs=epochs,
+                preset=preset_name, source=None, schedule=schedule, val_split=split,
+                headroom=headroom)
 
 
 def load_data(args, plan):

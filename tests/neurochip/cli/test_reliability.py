@@ -207,18 +207,27 @@ def test_checkpoint_never_half_written_under_sigkill(tmp_path):
 
 
 # ---------------------------------------------------------------- resume
-def test_resume_from_every_kind_of_position_is_exact(tmp_path, monkeypatch, capsys):
+RECIPE_FLAGS = ["--val-split", "0.25", "--lr-schedule", "step", "--lr-gamma", "0.5",
+                "--weight-headroom", "0.25"]
+
+
+@pytest.mark.parametrize("recipe", [[], RECIPE_FLAGS], ids=["plain", "recipe"])
+def test_resume_from_every_kind_of_position_is_exact(tmp_path, monkeypatch, capsys, recipe):
     """In-process: snapshot every checkpoint of a run, resume from mid-epoch, end of the
     epoch's last batch (before its evaluation), an epoch boundary and the finished run;
-    each ends with the reference's integers, history and counts."""
+    each ends with the reference's integers, history and counts.  With the training
+    recipe (validation split, step schedule, weight headroom) the same holds, and the
+    best-on-validation weights, the schedule's factors and the health counters too."""
     import neurochip.checkpoint as ck_mod
     from neurochip.run import main
-    args = ["--epochs", "2", "--train-samples", "120", "--test-samples", "20", "--quiet"]
+    n_train = 160 if recipe else 120        # 6 batches per epoch either way (40 held out)
+    args = ["--epochs", "2", "--train-samples", str(n_train), "--test-samples", "20",
+            "--quiet"] + recipe
     snaps = []
     real_save = ck_mod.save_checkpoint
 
-    def spy(path, net, training=None):
-        real_save(path, net, training)
+    def spy(path, net, training=None, best=None):
+        real_save(path, net, training, best)
         snaps.append(((training["epoch"], training["batch"]), Path(path).read_bytes()))
     monkeypatch.setattr(ck_mod, "save_checkpoint", spy)
     assert main(args + ["--save", str(tmp_path / "ck.npz"), "--checkpoint-every", "1",
@@ -237,8 +246,27 @@ def test_resume_from_every_kind_of_position_is_exact(tmp_path, monkeypatch, caps
         assert main(["--resume", str(ck), "--json", str(out), "--quiet"]) == 0
         got = json.loads(out.read_text())
         _same_results(ref, got)
+        for key in ("learning_health", "best", "weights_sha256_latest", "val_samples",
+                    "lr_schedule", "weight_headroom"):
+            assert got[key] == ref[key], key
         assert got["resumed_from"] == str(ck)
         assert load_checkpoint(str(ck))[1]["epoch"] == 2          # checkpointed to completion
+    if recipe:
+        assert ref["val_samples"] == 40 and ref["evaluated"] == "best on validation"
+        assert [h["lr_factor"] for h in ref["history"]] == [1.0, 0.5]
+        best_epoch = ref["best"]["epoch"]
+        vals = [h["val_error"] for h in ref["history"]]
+        assert vals[best_epoch - 1] == min(vals) and best_epoch == vals.index(min(vals)) + 1
+        # --load evaluates the best-on-validation weights: the reported test error exactly
+        out = tmp_path / "load.json"
+        assert main(["--load", str(tmp_path / "ck.npz"), "--test-samples", "20", "--json", str(out),
+                     "--quiet"]) == 0
+        got = json.loads(out.read_text())
+        assert (got["test_error"], got["weights_sha256"]) == (ref["test_error"], ref["weights_sha256"])
+        if best_epoch == 2:
+            assert ref["weights_sha256"] == ref["weights_sha256_latest"]
+        else:
+            assert ref["weights_sha256"] != ref["weights_sha256_latest"]
     capsys.readouterr()
 
 
