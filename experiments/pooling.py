@@ -103,9 +103,51 @@ def plot(diag: dict, path: str, title: str) -> None:
     plt.close(fig)
 
 
+def protocol_routes(a) -> int:
+    """The route diagnostic of the networks a protocol comparison trained
+    (``--from-protocol``): each arm's full run with ``--diag-seed`` at its chosen
+    rate, its best-on-validation weights, on the first test images."""
+    import json
+    from neurochip.checkpoint import load_checkpoint
+    from neurochip.data import load_dataset
+    from .protocol import run_key
+    with open(a.from_protocol) as fh:
+        res = json.load(fh)
+    cache = a.cache or os.path.join(os.path.dirname(os.path.abspath(a.from_protocol)), "..", "runs")
+    diag, summary, ds = {}, [], None
+    for arm, rec in res["arms"].items():
+        run = rec["full"][str(a.diag_seed)]
+        net, _ = load_checkpoint(os.path.join(cache, run_key(run["argv"]) + ".npz"), which="best")
+        if ds is None:
+            argv = run["argv"]
+            ds = load_dataset(argv[argv.index("--dataset") + 1], argv[argv.index("--data-dir") + 1])
+        n = a.diag_samples
+        x = ds.quantised(ds.test_x[:n], net.widths.state_bits)
+        diag[net.hyper.pool] = route_magnitudes(net, x, ds.test_y[:n])
+    print("| pooling | conv layer | forward route mean | backward route mean | backward / forward |")
+    print("|---|---|---|---|---|")
+    for pool, d in diag.items():
+        for l, v in d.items():
+            f, b = float(v["fwd"].mean()), float(v["bwd"].mean())
+            summary.append({"pool": pool, "layer": l, "fwd": f, "bwd": b})
+            print(f"| {pool} | {l} | {f:.4f} | {b:.4f} | {b / f if f else float('nan'):.3f} |")
+    if a.figure:
+        os.makedirs(os.path.dirname(os.path.abspath(a.figure)), exist_ok=True)
+        plot(diag, a.figure, f"{res['title']}: seed {a.diag_seed} at each arm's chosen rate, "
+                             f"{a.diag_samples} test images")
+        print(f"\nfigure: {a.figure}")
+    write_json(a.out, {"routes": summary, "args": vars(a), "machine": machine()})
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.pooling", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--from-protocol", default=None, metavar="RESULTS.json",
+                   help="skip training: diagnose the networks of a protocol comparison "
+                        "(experiments.protocol's NAME.json)")
+    p.add_argument("--cache", default=None, help="with --from-protocol: its run cache folder")
+    p.add_argument("--diag-seed", type=int, default=0, help="with --from-protocol: whose seed's run")
     p.add_argument("--preset", default="mnist-small")
     p.add_argument("--dataset", default="mnist")
     p.add_argument("--data-root", default=None)
@@ -118,6 +160,8 @@ def main(argv=None) -> int:
     p.add_argument("--figure", default="docs/figures/pooling-diagnostic.png")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
+    if a.from_protocol:
+        return protocol_routes(a)
     from neurochip.checkpoint import load_checkpoint
     from neurochip.data import load_dataset
 
