@@ -128,15 +128,22 @@ def run_key(argv: list[str]) -> str:
 
 
 # --------------------------------------------------------------------- runs
-def run_once(argv: list[str], cache: str, checkpoint_every: int, log) -> dict:
-    """One run, from the cache if done, resumed from its checkpoint if started."""
+def run_once(argv: list[str], cache: str, checkpoint_every: int, log, wait: bool = True) -> dict | None:
+    """One run, from the cache if done, resumed from its checkpoint if started.
+
+    One process trains a run (a lock file per run); another one needing it
+    waits and then reads the cache, or with ``wait=False`` returns None at once
+    (to train other runs meanwhile).
+    """
     import fcntl
     key = run_key(argv)
     os.makedirs(cache, exist_ok=True)
     done = os.path.join(cache, key + ".json")
-    # one process trains a run; another comparison needing it waits, then reads the cache
     with open(os.path.join(cache, key + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
         if os.path.exists(done):
             with open(done) as fh:
                 return json.load(fh)
@@ -199,25 +206,35 @@ def run_comparison(cfg: dict, out_dir: str, cache: str, checkpoint_every: int = 
     res = {"name": cfg["name"], "title": cfg["title"], "config": cfg, "machine": machine(),
            "arms": {}}
     factors = cfg["lr_factors"]
+    def stage(jobs):
+        """Run ``{(arm, x): argv}``; runs another process holds are taken last (waited for)."""
+        out = {}
+        for wait in (False, True):
+            for (arm, x), argv in jobs.items():
+                if (arm, x) in out:
+                    continue
+                r = run_once(argv, cache, checkpoint_every, log, wait=wait)
+                if r is None:
+                    log(f"{cfg['name']}: {arm} {x}: another process is training it; later")
+                    continue
+                out[arm, x] = summary(r)
+                s = out[arm, x]
+                log(f"{cfg['name']}: {arm} {x}: val {s['val_error']:.2%} test {s['test_error']:.2%}"
+                    + ("  (learning stopped)" if s["stopped"] else ""))
+        return out
+
+    sweep = stage({(arm, f): run_argv(cfg, arm, "sweep", f, cfg["sweep"]["seed"])
+                   for arm in cfg["arms"] for f in factors})
     for arm in cfg["arms"]:
-        a = res["arms"][arm] = {"base_lrs": base_lrs(cfg, arm), "sweep": {}, "full": {}}
-        for f in factors:
-            argv = run_argv(cfg, arm, "sweep", f, cfg["sweep"]["seed"])
-            log(f"{cfg['name']}: {arm} sweep x{f:g}")
-            a["sweep"][f] = summary(run_once(argv, cache, checkpoint_every, log))
-            s = a["sweep"][f]
-            log(f"  val {s['val_error']:.2%}{'  (learning stopped)' if s['stopped'] else ''}")
+        a = res["arms"][arm] = {"base_lrs": base_lrs(cfg, arm), "full": {},
+                                "sweep": {f: sweep[arm, f] for f in factors}}
         a["chosen_factor"] = choose(a["sweep"])
     if "full" not in stages:
         return res
+    full = stage({(arm, seed): run_argv(cfg, arm, "full", a["chosen_factor"], seed)
+                  for arm, a in res["arms"].items() for seed in cfg["full"]["seeds"]})
     for arm, a in res["arms"].items():
-        f = a["chosen_factor"]
-        for seed in cfg["full"]["seeds"]:
-            argv = run_argv(cfg, arm, "full", f, seed)
-            log(f"{cfg['name']}: {arm} full x{f:g} seed {seed}")
-            a["full"][seed] = summary(run_once(argv, cache, checkpoint_every, log))
-            s = a["full"][seed]
-            log(f"  val {s['val_error']:.2%} test {s['test_error']:.2%}")
+        a["full"] = {seed: full[arm, seed] for seed in cfg["full"]["seeds"]}
         for key in ("val_error", "test_error"):
             a[key + "_mean_std"] = mean_std([r[key] for r in a["full"].values()])
     return res

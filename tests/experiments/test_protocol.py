@@ -105,3 +105,17 @@ def test_config_without_validation_split_is_refused(tmp_path):
     path.write_text(json.dumps(few))
     with pytest.raises(SystemExit, match="3 seeds"):
         protocol.load_config(str(path), None)
+
+
+def test_a_run_another_process_holds_is_skipped_then_waited_for(config, tmp_path):
+    """wait=False returns None while the run's lock is held elsewhere."""
+    import fcntl
+    cfg = protocol.load_config(config, None)
+    argv = protocol.run_argv(cfg, "T2=10", "sweep", 1.0, 0)
+    cache = tmp_path / "c"
+    cache.mkdir()
+    with open(cache / (protocol.run_key(argv) + ".lock"), "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        assert protocol.run_once(argv, str(cache), 50, lambda *a: None, wait=False) is None
+    r = protocol.run_once(argv, str(cache), 50, lambda *a: None, wait=False)
+    assert r is not None and r["argv"] == argv
