@@ -22,6 +22,15 @@ Reliability contract (tests/neurochip/cli/test_errors.py, tests/neurochip/cli/te
   saves a checkpoint and exits with 128 + signal (130 for Ctrl-C) and one
   line naming the checkpoint; a second Ctrl-C before the minibatch ends aborts at
   once, and once the final save has begun further signals are ignored.
+* ``--val-split N``: N training images (drawn from the seed) are held out; each
+  epoch reports their error, the checkpoint keeps the best-on-validation
+  weights beside the latest ones (``--resume`` continues the latest, ``--load``
+  evaluates the best) and the run reports the best.  ``--lr-schedule`` and
+  ``--weight-headroom`` are part of the training state, resumed exactly.
+* Learning health: a run whose learning stopped (output layer silent in both
+  nudged phases, every contrastive sum 0) or whose weights pile up at the range
+  ends says so in one stderr warning line, the summary and ``--json``
+  ``learning_health`` (:mod:`neurochip.health`).
 * ``--debug`` or ``NEUROCHIP_DEBUG=1``: every register is checked against its
   declared width after each batch and update (:mod:`neurochip.debug`).
 * ``seconds`` in the JSON is the wall time of the whole command, from the

@@ -65,7 +65,7 @@ def _backend(net: Network, backend, options: dict):
 def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", callbacks=(),
           evaluate_on: tuple[np.ndarray, np.ndarray] | None = None,
           state: trainer.TrainingState | None = None, tally: trainer.Tally | None = None,
-          **backend_options) -> TrainingRun:
+          lr_schedule=None, **backend_options) -> TrainingRun:
     """Train ``net`` in place on ``data``'s training split for ``epochs`` epochs.
 
     Parameters
@@ -77,6 +77,8 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
         epoch into the history (``val_error``/``val_loss`` keys).  Use a validation split
         carved from the training set for any choice; keep the test split for the end.
     state, tally : continue an earlier run (``run.state``, ``run.tally``).
+    lr_schedule : a :class:`neurochip.schedule.LRSchedule` (per-epoch factor on every
+        layer's rate, recorded as ``lr_factor``); None: the rates as given.
     """
     check_fits(net, data)
     be = _backend(net, backend, backend_options)
@@ -86,7 +88,8 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
     if evaluate_on is not None:
         test = (data.quantised(np.asarray(evaluate_on[0]), sbits), np.asarray(evaluate_on[1]))
     st = trainer.fit(be, net, data.quantised(data.train_x, sbits), data.train_y, epochs, test=test,
-                     test_name="val", tally=tally, callbacks=callbacks, state=state)
+                     test_name="val", tally=tally, callbacks=callbacks, state=state,
+                     lr_schedule=lr_schedule)
     return TrainingRun(net, st, tally, be)
 
 

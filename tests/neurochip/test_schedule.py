@@ -45,3 +45,12 @@ def test_factor_goes_through_the_lr_constants_only():
         assert (b.lr_b[0], b.lr_b[1]) == (a.lr_b[0], a.lr_b[1] + 1)
         assert (a.sh_fwd, a.fb_mult, a.sh_fb, a.sh_out) == (b.sh_fwd, b.fb_mult, b.sh_fb, b.sh_out)
     assert (base.one, base.beta_q, base.w_range) == (half.one, half.beta_q, half.w_range)
+
+
+def test_the_python_api_takes_a_schedule():
+    import neurochip as nc
+    net = nc.Network.from_preset("digits", bits=8)
+    data = nc.load_dataset("digits")
+    small = data.subset(60, 20)
+    run = nc.train(net, small, epochs=2, lr_schedule=LRSchedule("step", 1, 0.5))
+    assert [h["lr_factor"] for h in run.history] == [1.0, 0.5]
