@@ -80,15 +80,17 @@ def plot(diag: dict, path: str, title: str) -> None:
                              squeeze=False)
     colors = {"avg": "tab:blue", "max": "tab:red"}
     for ax, l in zip(axes[0], layers):
-        for pool, d in diag.items():
+        for k, (pool, d) in enumerate(diag.items()):
             if l not in d:
                 continue
+            color = colors.get(pool, f"C{k}")
+            name = f"{pool}-pool" if pool in colors else pool
             for route, style in (("fwd", "-"), ("bwd", "--")):
                 m = d[l][route].mean(1)
                 s = d[l][route].std(1)
                 steps = np.arange(len(m))
-                ax.plot(steps, m, style, color=colors[pool], label=f"{pool}-pool, {route} route")
-                ax.fill_between(steps, m - s, m + s, color=colors[pool], alpha=0.12)
+                ax.plot(steps, m, style, color=color, label=f"{name}, {route} route")
+                ax.fill_between(steps, m - s, m + s, color=color, alpha=0.12)
         half = len(next(iter(diag.values()))[l]["fwd"]) // 2
         ax.axvline(half - 0.5, color="grey", lw=0.8)
         ax.text(half * 0.5, ax.get_ylim()[1] * 0.95, "+beta", ha="center", va="top")
@@ -120,10 +122,11 @@ def protocol_routes(a) -> int:
         net, _ = load_checkpoint(os.path.join(cache, run_key(run["argv"]) + ".npz"), which="best")
         if ds is None:
             argv = run["argv"]
-            ds = load_dataset(argv[argv.index("--dataset") + 1], argv[argv.index("--data-dir") + 1])
+            data_dir = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else None
+            ds = load_dataset(argv[argv.index("--dataset") + 1], data_dir)
         n = a.diag_samples
         x = ds.quantised(ds.test_x[:n], net.widths.state_bits)
-        diag[net.hyper.pool] = route_magnitudes(net, x, ds.test_y[:n])
+        diag[arm] = route_magnitudes(net, x, ds.test_y[:n])
     print("| pooling | conv layer | forward route mean | backward route mean | backward / forward |")
     print("|---|---|---|---|---|")
     for pool, d in diag.items():

@@ -119,3 +119,23 @@ def test_a_run_another_process_holds_is_skipped_then_waited_for(config, tmp_path
         assert protocol.run_once(argv, str(cache), 50, lambda *a: None, wait=False) is None
     r = protocol.run_once(argv, str(cache), 50, lambda *a: None, wait=False)
     assert r is not None and r["argv"] == argv
+
+
+def test_route_diagnostic_of_a_protocol_comparison(tmp_path, capsys):
+    """experiments.pooling --from-protocol reads each arm's seed-0 checkpoint (best weights)."""
+    from experiments import pooling
+    cfg = dict(CONFIG, name="pools", arms={"avg-pool": ["--pool", "avg"], "max-pool": ["--pool", "max"]},
+               common=["--preset", "digits-2c", "--dataset", "digits", "--test-samples", "20"],
+               lr_factors=[1])
+    path = tmp_path / "pools.json"
+    path.write_text(json.dumps(cfg))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert protocol.main([str(path), "--out", str(out), "--cache", str(cache)]) == 0
+    fig = tmp_path / "routes.png"
+    res = tmp_path / "routes.json"
+    assert pooling.main(["--from-protocol", str(out / "pools.json"), "--cache", str(cache),
+                         "--diag-samples", "4", "--figure", str(fig), "--out", str(res)]) == 0
+    routes = json.loads(res.read_text())["routes"]
+    assert {r["pool"] for r in routes} == {"avg-pool", "max-pool"} and fig.stat().st_size > 1000
+    assert all(r["layer"] == 2 and r["fwd"] > 0 for r in routes)
+    capsys.readouterr()
