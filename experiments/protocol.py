@@ -197,18 +197,39 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return m, s
 
 
+def cached(argv: list[str], cache: str) -> dict | None:
+    """A finished run's JSON from the cache, or None (never trains, never waits)."""
+    done = os.path.join(cache, run_key(argv) + ".json")
+    if not os.path.exists(done):
+        return None
+    with open(done) as fh:
+        return json.load(fh)
+
+
 def run_comparison(cfg: dict, out_dir: str, cache: str, checkpoint_every: int = 50,
-                   stages=STAGES, log=None) -> dict:
-    """Every run of the comparison (cached/resumed); returns the results record."""
+                   stages=STAGES, log=None, report_only: bool = False) -> dict:
+    """Every run of the comparison (cached/resumed); returns the results record.
+
+    ``report_only``: train nothing, tabulate the finished runs (``partial`` says
+    how many of the comparison's runs are missing).
+    """
     log = log or (lambda *a: print(*a, file=sys.stderr, flush=True))
     os.makedirs(cache, exist_ok=True)
     os.makedirs(out_dir, exist_ok=True)
     res = {"name": cfg["name"], "title": cfg["title"], "config": cfg, "machine": machine(),
-           "arms": {}}
+           "arms": {}, "missing_runs": 0}
     factors = cfg["lr_factors"]
     def stage(jobs):
         """Run ``{(arm, x): argv}``; runs another process holds are taken last (waited for)."""
         out = {}
+        if report_only:
+            for key, argv in jobs.items():
+                r = cached(argv, cache)
+                if r is None:
+                    res["missing_runs"] += 1
+                else:
+                    out[key] = summary(r)
+            return out
         for wait in (False, True):
             for (arm, x), argv in jobs.items():
                 if (arm, x) in out:
@@ -227,16 +248,22 @@ def run_comparison(cfg: dict, out_dir: str, cache: str, checkpoint_every: int = 
                    for arm in cfg["arms"] for f in factors})
     for arm in cfg["arms"]:
         a = res["arms"][arm] = {"base_lrs": base_lrs(cfg, arm), "full": {},
-                                "sweep": {f: sweep[arm, f] for f in factors}}
-        a["chosen_factor"] = choose(a["sweep"])
+                                "sweep": {f: sweep[arm, f] for f in factors if (arm, f) in sweep}}
+        # an incomplete sweep (report_only) chooses nothing
+        a["chosen_factor"] = choose(a["sweep"]) if len(a["sweep"]) == len(factors) else None
+    chosen = {arm: a for arm, a in res["arms"].items() if a["chosen_factor"] is not None}
     if "full" not in stages:
         return res
     full = stage({(arm, seed): run_argv(cfg, arm, "full", a["chosen_factor"], seed)
-                  for arm, a in res["arms"].items() for seed in cfg["full"]["seeds"]})
-    for arm, a in res["arms"].items():
-        a["full"] = {seed: full[arm, seed] for seed in cfg["full"]["seeds"]}
-        for key in ("val_error", "test_error"):
-            a[key + "_mean_std"] = mean_std([r[key] for r in a["full"].values()])
+                  for arm, a in chosen.items() for seed in cfg["full"]["seeds"]})
+    for arm, a in chosen.items():
+        a["full"] = {seed: full[arm, seed] for seed in cfg["full"]["seeds"] if (arm, seed) in full}
+        if a["full"]:
+            for key in ("val_error", "test_error"):
+                a[key + "_mean_std"] = mean_std([r[key] for r in a["full"].values()])
+    if report_only:
+        res["missing_runs"] += sum(len(cfg["full"]["seeds"]) for a in res["arms"].values()
+                                   if a["chosen_factor"] is None)
     return res
 
 
@@ -284,10 +311,15 @@ def markdown(res: dict, command: str) -> str:
             tm, ts = a["test_error_mean_std"]
             stopped = sum(r["stopped"] for r in runs)
             spikes = sum(r["spikes_per_sample"] for r in runs) / len(runs)
+            n = f" (n={len(runs)})" if len(runs) < len(seeds) else ""
             lines.append(f"| {arm} | x{a['chosen_factor']:g} = {scaled(a['base_lrs'], a['chosen_factor'])} "
-                         f"| {100 * vm:.2f} ± {100 * vs:.2f} | **{100 * tm:.2f} ± {100 * ts:.2f}** | "
-                         + " / ".join(_pct(r["test_error"]) for r in runs)
+                         f"| {100 * vm:.2f} ± {100 * vs:.2f}{n} | **{100 * tm:.2f} ± {100 * ts:.2f}**{n} | "
+                         + " / ".join(_pct(a["full"][s]["test_error"]) if s in a["full"] else "-"
+                                      for s in seeds)
                          + f" | {stopped} of {len(runs)} | {spikes:,.0f} |")
+    if res.get("missing_runs"):
+        lines += ["", f"**Partial: {res['missing_runs']} run(s) of this comparison had not finished "
+                      "when this table was made** (`-`: not yet run; n: seeds finished)."]
     return "\n".join(lines) + "\n"
 
 
@@ -360,6 +392,8 @@ def main(argv=None) -> int:
     p.add_argument("--stages", default="sweep,full", help="sweep or sweep,full")
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--threads", type=int, default=None, help="Numba threads")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: tabulate the runs finished so far (a partial table says so)")
     a = p.parse_args(argv)
     cfg = load_config(a.config, a.data_root)
     if a.threads:
@@ -368,7 +402,7 @@ def main(argv=None) -> int:
     out = a.out or os.path.join("runs", "protocol", cfg["name"])
     cache = a.cache or os.path.join("runs", "protocol", "runs")
     stages = tuple(s.strip() for s in a.stages.split(","))
-    res = run_comparison(cfg, out, cache, a.checkpoint_every, stages)
+    res = run_comparison(cfg, out, cache, a.checkpoint_every, stages, report_only=a.report_only)
     command = "python -m experiments.protocol " + " ".join(argv if argv is not None else sys.argv[1:])
     paths = write_outputs(res, out, command)
     print(markdown(res, command))

@@ -139,3 +139,25 @@ def test_route_diagnostic_of_a_protocol_comparison(tmp_path, capsys):
     assert {r["pool"] for r in routes} == {"avg-pool", "max-pool"} and fig.stat().st_size > 1000
     assert all(r["layer"] == 2 and r["fwd"] > 0 for r in routes)
     capsys.readouterr()
+
+
+def test_report_only_tabulates_what_has_finished(config, tmp_path, capsys):
+    cfg = protocol.load_config(config, None)
+    cache = str(tmp_path / "cache")
+    # two of the four sweep runs done: nothing chosen yet, everything else missing
+    for f in (1, 0.25):
+        protocol.run_once(protocol.run_argv(cfg, "T2=10", "sweep", f, 0), cache, 50, lambda *a: None)
+    res = protocol.run_comparison(cfg, str(tmp_path / "out"), cache, report_only=True)
+    assert res["arms"]["T2=10"]["chosen_factor"] is not None
+    assert res["arms"]["T2=5"]["chosen_factor"] is None and res["arms"]["T2=5"]["sweep"] == {}
+    assert res["missing_runs"] == 2 + 3 + 3       # T2=5's sweep, both arms' seeds
+    md = protocol.markdown(res, "cmd")
+    assert "Partial: 8 run(s)" in md
+    # one seed of the chosen rate: tabulated with n=1
+    a = res["arms"]["T2=10"]
+    protocol.run_once(protocol.run_argv(cfg, "T2=10", "full", a["chosen_factor"], 1), cache, 50,
+                      lambda *a: None)
+    res = protocol.run_comparison(cfg, str(tmp_path / "out"), cache, report_only=True)
+    assert list(res["arms"]["T2=10"]["full"]) == [1] and res["missing_runs"] == 7
+    assert "(n=1)" in protocol.markdown(res, "cmd")
+    capsys.readouterr()
