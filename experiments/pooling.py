@@ -83,7 +83,7 @@ def plot(diag: dict, path: str, title: str) -> None:
         for k, (pool, d) in enumerate(diag.items()):
             if l not in d:
                 continue
-            color = colors.get(pool, f"C{k}")
+            color = next((c for key, c in colors.items() if pool.startswith(key)), f"C{k}")
             name = f"{pool}-pool" if pool in colors else pool
             for route, style in (("fwd", "-"), ("bwd", "--")):
                 m = d[l][route].mean(1)
@@ -99,7 +99,8 @@ def plot(diag: dict, path: str, title: str) -> None:
         ax.set_ylabel("mean |input| per neuron (fractions of ONE)")
         ax.set_title(f"conv layer {l}: forward vs backward route")
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
+    import textwrap
+    fig.suptitle("\n".join(textwrap.wrap(title, 80)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
