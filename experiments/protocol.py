@@ -362,21 +362,21 @@ def figure(res: dict, path: str) -> None:
     ax2.legend(fontsize=8)
     fig.suptitle(res["title"], fontsize=10)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    import io
+    from neurochip.atomic import atomic_write_bytes
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buf.getvalue())       # several comparisons may write at once
 
 
 def write_outputs(res: dict, out_dir: str, command: str) -> dict:
     name = res["name"]
     paths = {k: os.path.join(out_dir, f"{name}.{k}") for k in ("md", "json", "png")}
+    from neurochip.atomic import atomic_write_bytes
     for key, text in (("md", markdown(res, command)),
                       ("json", json.dumps(res, indent=1, default=str) + "\n")):
-        tmp = paths[key] + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, paths[key])
+        atomic_write_bytes(paths[key], text.encode())
     figure(res, paths["png"])
     return paths
 
