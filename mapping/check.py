@@ -132,7 +132,7 @@ def _main(args) -> int:
             y = ds.test_y[:args.images]
             rc = core.run(x, y, train=False, record=True)
             rl = lava.run(x, y, train=False, record=True)
-            cmp = compare_batches(rc, rl, core.layout, train=False)
+            cmp = compare_batches(rc, rl, core.layout, train=False, net=net)
             print("\n".join(cmp.lines(f"inference, {len(y)} test images, {net.hyper.t1} steps "
                                       f"(spikes of every step, final s/dec/psi/enc_prev, counters)")))
             print(f"  predictions core {rc.predictions.tolist()}  lava {rl.predictions.tolist()}  "
@@ -151,7 +151,7 @@ def _main(args) -> int:
                     r2 = ln2.run(x, y)
                 finally:
                     ln2.stop()
-                cmp2 = compare_batches(rc, r2, core.layout, train=False)
+                cmp2 = compare_batches(rc, r2, core.layout, train=False, net=net)
                 print(f"export {args.export} -> load_lava -> same {len(y)} images: "
                       f"differing integers {cmp2.total}")
                 total += cmp2.total
@@ -162,7 +162,7 @@ def _main(args) -> int:
             y = ds.train_y[:2 * k]
             rc = core.run(x[:k], y[:k], train=True, record=True)
             rl = lava.run(x[:k], y[:k], train=True, record=True)
-            cmp = compare_batches(rc, rl, core.layout, train=True)
+            cmp = compare_batches(rc, rl, core.layout, train=True, net=net)
             print("\n".join(cmp.lines(f"training, {k} sample(s), free + beta + -beta "
                                       f"({net.hyper.t1}+2x{net.hyper.t2} steps)")))
             total += cmp.total
@@ -198,7 +198,7 @@ def _main(args) -> int:
             figures["changed"] = {"weights": changed, "biases": changed_b}
             rc2 = core.run(x[k:], y[k:], train=True, record=True)
             rl2 = lava.run(x[k:], y[k:], train=True, record=True)
-            cmp2 = compare_batches(rc2, rl2, core.layout, train=True)
+            cmp2 = compare_batches(rc2, rl2, core.layout, train=True, net=net)
             print("\n".join(cmp2.lines(f"next sample(s) after the update, {k}, three phases")))
             total += cmp2.total
             figures["checks"]["next_sample"] = cmp2.total

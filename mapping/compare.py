@@ -1,31 +1,18 @@
-"""Element-for-element comparison of two :class:`neurochip.core.BatchResult`.
+"""Core vs Lava: the comparison of :mod:`neurochip.compare`, presented per layer.
 
 Used by ``python -m mapping.check`` and the tests: every integer the core
 produces (spikes of every layer at every step, the state at the end of every
 phase, traces, counters, the free-phase output) is compared with exact
-equality; the result is the number of differing integers per layer and field.
+equality by :func:`neurochip.compare.diff_batches` (the same comparison
+``reference.check`` uses); this module sums it per layer and prints it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from neurochip.core import COUNT_NAMES, BatchResult, CoreLayout
-
-STATE_KINDS = ("s", "dec", "psi", "enc_prev")
-
-
-def n_differ(a, b) -> int:
-    """Differing elements; a shape mismatch counts every element of both."""
-    if a is None and b is None:
-        return 0
-    if a is None or b is None:
-        return int(np.size(a if a is not None else b))
-    a, b = np.asarray(a), np.asarray(b)
-    if a.shape != b.shape:
-        return int(a.size + b.size)
-    return int(np.count_nonzero(a != b))
+from neurochip.compare import DiffTally, diff_batches, n_differ  # noqa: F401  (n_differ: re-exported)
+from neurochip.core import BatchResult, CoreLayout
+from neurochip.kinds import COUNT_NAMES
 
 
 @dataclass
@@ -34,7 +21,7 @@ class LayerDiff:
     neurons: int
     spikes_ref: int = 0
     spikes_other: int = 0
-    diff: dict = field(default_factory=dict)     # field name -> differing integers
+    diff: dict = field(default_factory=dict)     # column -> differing integers (all phases)
 
     @property
     def total(self) -> int:
@@ -65,38 +52,23 @@ class Comparison:
         return out
 
 
-def compare_batches(ref: BatchResult, other: BatchResult, layout: CoreLayout,
-                    train: bool) -> Comparison:
-    """Per layer: spikes (every step), end-of-phase states, traces, counters."""
-    n_ph = 3 if train else 1
+def compare_batches(ref: BatchResult, other: BatchResult, layout: CoreLayout, train: bool,
+                    net) -> Comparison:
+    """Every integer of two results of ``net`` (:func:`neurochip.compare.diff_batches`), per layer."""
+    tally = DiffTally()
+    diff_batches(tally, net, layout, ref, other, train)
     layers = []
-    compared = 0
     for l, (o, n) in enumerate(zip(layout.offsets, layout.sizes)):
-        sl = slice(o, o + n)
         d = LayerDiff(l, n)
-        if ref.rec_spikes is not None or other.rec_spikes is not None:
-            a = None if ref.rec_spikes is None else ref.rec_spikes[..., sl]
-            b = None if other.rec_spikes is None else other.rec_spikes[..., sl]
-            d.diff["spikes"] = n_differ(a, b)
-            compared += int(np.size(a))
-            d.spikes_ref = int(a.sum()) if a is not None else 0
-            d.spikes_other = int(b.sum()) if b is not None else 0
-        if ref.rec_state is not None or other.rec_state is not None:
-            for k, name in enumerate(STATE_KINDS):
-                a = None if ref.rec_state is None else ref.rec_state[:, :n_ph, k, sl]
-                b = None if other.rec_state is None else other.rec_state[:, :n_ph, k, sl]
-                d.diff[name] = n_differ(a, b)
-                compared += int(np.size(a))
-        if train:
-            d.diff["traces"] = n_differ(ref.traces[..., sl], other.traces[..., sl])
-            compared += int(ref.traces[..., sl].size)
-        d.diff["counts"] = n_differ(ref.counts[:, :, l], other.counts[:, :, l])
-        compared += int(ref.counts[:, :, l].size)
+        for key, v in tally.diff.items():
+            if key[0] == l:
+                d.diff[key[-1]] = d.diff.get(key[-1], 0) + v
+        for res, attr in ((ref, "spikes_ref"), (other, "spikes_other")):
+            if res.rec_spikes is not None:
+                setattr(d, attr, int(res.rec_spikes[..., o:o + n].sum()))
         layers.append(d)
-    extra = {"s_free": n_differ(ref.s_free, other.s_free),
-             "predictions": n_differ(ref.predictions, other.predictions)}
-    compared += int(ref.s_free.size + ref.predictions.size)
-    return Comparison(layers, extra, compared)
+    extra = {key[1]: v for key, v in tally.diff.items() if key[0] == "all"}
+    return Comparison(layers, extra, tally.compared())
 
 
 def count_lines(res: BatchResult) -> list[str]:

@@ -32,6 +32,7 @@ from scipy.sparse import csr_matrix
 from neurochip import numerics as nx
 from neurochip.errors import UserError
 from neurochip.network import Network
+from neurochip.pooling import fused_kernel, kernel_side  # noqa: F401  (fused_kernel: re-exported)
 
 DIGIT_BITS = 8
 DIGIT_LO, DIGIT_HI = -128, 127
@@ -76,20 +77,6 @@ def lava_shape(shape) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------- kernels
-def fused_kernel(w: np.ndarray) -> np.ndarray:
-    """``(Co, Ci, K+1, K+1)`` kernel of conv followed by the 2x2 sum-pool (int64).
-
-    ``wf[o, i, a, b] = sum_{m, n in {0, 1}} w[o, i, a - m, b - n]``.
-    """
-    w = np.asarray(w, np.int64)
-    k = w.shape[-1]
-    kern = np.zeros(w.shape[:2] + (k + 1, k + 1), np.int64)
-    for m in (0, 1):
-        for n in (0, 1):
-            kern[:, :, m:m + k, n:n + k] += w
-    return kern
-
-
 def lava_conv_weight(fused: np.ndarray) -> np.ndarray:
     """Lava ``Conv`` weight ``(Co, KW, KH, Ci)``: flipped (true convolution), WHC."""
     return np.ascontiguousarray(fused[:, :, ::-1, ::-1].transpose(0, 3, 2, 1))
@@ -249,7 +236,7 @@ def edges(net: Network) -> list[EdgeSpec]:
         src, dst = shapes[l - 1], shapes[l]
         if spec.kind == "conv":
             geo = ConvGeometry(src[0], src[1], src[2], dst[0], dst[1], dst[2],
-                               spec.kernel + 1, spec.padding)
+                               kernel_side(spec.kernel, False), spec.padding)
             out.append(EdgeSpec(l, "conv", src, dst, geo, None, (4 * w_lo, 4 * w_hi)))
         else:
             perm = chw_of_whc(src) if len(src) == 3 else None

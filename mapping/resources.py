@@ -1,7 +1,7 @@
 """Loihi / Loihi 2 resource checks for the EP network as the Lava mapping builds it.
 
 ``check_resources(network, profile)`` is the hardware budget's core fit
-(:func:`neurochip.budget.chips.check_fit`, one model for both reports) with
+(:func:`neurochip.budget.fit.check_fit`, one model for both reports) with
 the synapse storage model **'mapped'** (:data:`MAPPED`): a synapse is as wide
 as the values it must hold (``Bw`` for FC, ``Bw + 2`` for the fused avg-pool
 kernel) and, when that exceeds the chip's weight format (Loihi 9 bits,
@@ -37,6 +37,7 @@ import math
 from dataclasses import dataclass, field
 
 from neurochip.budget import chips as chp
+from neurochip.budget import fit as bfit
 from neurochip.errors import UserError
 from neurochip.network import Network
 
@@ -66,7 +67,7 @@ def _mapped_bits(needed: int, fmt: int | None) -> int:
     return lay.DIGIT_BITS * lay.n_digits(-(1 << (needed - 1)), (1 << (needed - 1)) - 1)
 
 
-MAPPED = chp.SynapseStorage(
+MAPPED = bfit.SynapseStorage(
     "mapped", "mapped: as the Lava mapping builds them, each synapse as wide as its values "
     "(Bw, fused avg-pool kernel Bw + 2) and split into 8-bit digit synapses (mapping/layout.py) "
     "when that exceeds the chip's weight format", _mapped_bits)
@@ -150,7 +151,7 @@ def _name(binding: str) -> str:
 
 def check_resources(network: Network, profile: Profile | str = "loihi", *,
                     raise_on_error: bool = True,
-                    storage: chp.SynapseStorage | str = MAPPED) -> ResourceReport:
+                    storage: bfit.SynapseStorage | str = MAPPED) -> ResourceReport:
     """Neurons per core, memory, fan-in/out, cores and binding limit per population.
 
     ``profile``: 'loihi', 'loihi2' or a chip profile
@@ -162,7 +163,7 @@ def check_resources(network: Network, profile: Profile | str = "loihi", *,
     """
     prof = chp.CHIPS[profile] if isinstance(profile, str) else profile
     lay.edges(network)      # raises MappingError for what has no Lava mapping (max-pool)
-    fit = chp.check_fit(network, prof, MAPPED if storage == MAPPED.key else storage)
+    fit = bfit.check_fit(network, prof, MAPPED if storage == MAPPED.key else storage)
     limits = {k: (None if v["value"] is None else int(v["value"]))
               for k, v in fit["limits"].items()}
     lim_mem = limits.get("memory_bits_per_core", limits.get("synapse_bits_per_core")) // 8
@@ -222,7 +223,7 @@ def main(argv=None) -> int:
     p.add_argument("--load", metavar="CKPT", default=None)
     p.add_argument("--bits", type=int, default=None)
     p.add_argument("--profile", default="all", choices=("all",) + tuple(PROFILES))
-    p.add_argument("--synapses", default=MAPPED.key, choices=tuple(dict.fromkeys(chp.storage_names() + (MAPPED.key,))),
+    p.add_argument("--synapses", default=MAPPED.key, choices=tuple(dict.fromkeys(bfit.storage_names() + (MAPPED.key,))),
                    help="synapse storage model (default: as the Lava mapping builds them)")
     try:
         args = p.parse_args(argv)

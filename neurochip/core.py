@@ -37,6 +37,9 @@ from numba import njit, prange
 
 from . import numerics as nx
 from .kernel_cache import drop_stale
+from .kinds import (COUNT_NAMES, K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC,  # noqa: F401
+                    K_SAT_INPUT, K_SAT_PSI, K_SPIKES, K_UPDATES, N_COUNTS, PHASES, REC_DEC,
+                    REC_ENC_PREV, REC_PSI, REC_S)
 from .network import Network
 
 drop_stale(__file__)   # kernels inline numerics.py: recompile when it changes
@@ -51,15 +54,6 @@ KIND_INPUT, KIND_CONV, KIND_FC = 0, 1, 2
 (C_ONE, C_BETA, C_EPS, C_LAM, C_THR_LAM, C_ONE_LAM, C_TRACE_MAX, C_STATE_BITS, C_T1, C_T2,
  C_NPHASES, C_NCONST) = range(12)
 
-# count kinds, per (phase, layer)
-(K_SPIKES, K_EVENTS_FWD, K_EVENTS_FB, K_UPDATES, K_ACTIVE, K_SAT_INPUT, K_SAT_DEC, K_SAT_PSI,
- N_COUNTS) = range(9)
-COUNT_NAMES = ("spikes", "synaptic_events_fwd", "synaptic_events_fb", "neuron_updates",
-               "active_updates", "sat_input", "sat_decoder", "sat_encoder")
-PHASES = ("free", "plus", "minus")
-
-# recorded state kinds at the end of each phase
-REC_S, REC_DEC, REC_PSI, REC_ENC_PREV = range(4)
 
 
 # ---------------------------------------------------------------- layout

@@ -25,13 +25,11 @@ import numpy as np
 from numba import njit
 
 from . import numerics as nx
+from .bounds import check_exact, contrastive_sum_bound
 from .kernel_cache import drop_stale
 from .network import Network
 
 drop_stale(__file__)   # kernels inline numerics.py: recompile when it changes
-
-EXACT_FLOAT64 = 2 ** 53
-
 
 @dataclass
 class LayerTraces:
@@ -45,14 +43,6 @@ class LayerTraces:
     minus: np.ndarray
     idx_plus: np.ndarray | None = None
     idx_minus: np.ndarray | None = None
-
-
-def _exact_dot(a: np.ndarray, b: np.ndarray, axes, bound: float) -> np.ndarray:
-    """Integer tensordot through float64, valid because ``bound < 2**53``."""
-    if bound >= EXACT_FLOAT64:
-        raise OverflowError(f"contrastive sum bound {bound:.3g} exceeds 2**53")
-    out = np.tensordot(a.astype(np.float64), b.astype(np.float64), axes=axes)
-    return out.astype(np.int64)
 
 
 def upsample_post(post: np.ndarray, conv_hw: tuple[int, int], idx: np.ndarray | None) -> np.ndarray:
@@ -71,11 +61,6 @@ def upsample_post(post: np.ndarray, conv_hw: tuple[int, int], idx: np.ndarray | 
             else:
                 g[:, :, m:2 * h:2, n:2 * w:2] = np.where(idx == 2 * m + n, post, 0)
     return g
-
-
-def _check_bound(bound: float) -> None:
-    if bound >= EXACT_FLOAT64:
-        raise OverflowError(f"contrastive sum bound {bound:.3g} exceeds 2**53")
 
 
 def _windows(x: np.ndarray, h: int, w: int, kernel: int, y0: int = 0, x0: int = 0) -> np.ndarray:
@@ -144,7 +129,7 @@ def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: 
     hc, wc = conv_hw
     bsz, co, h, w = post.plus.shape
     ci = pre.plus.shape[1]
-    _check_bound(2.0 * bsz * hc * wc * trace_max * trace_max)
+    check_exact(contrastive_sum_bound(bsz, hc * wc, trace_max), "contrastive sum")
     pad = ((0, 0), (0, 0), (padding, padding), (padding, padding))
     lhs, rhs = [], []
     for sign, pre_t, post_t, idx in ((1, pre.plus, post.plus, post.idx_plus),
@@ -172,7 +157,7 @@ def contrastive_fc(pre: LayerTraces, post: LayerTraces,
     One matrix product of the stacked phases (minus negated), exact as above.
     """
     bsz = post.plus.shape[0]
-    _check_bound(2.0 * bsz * trace_max * trace_max)
+    check_exact(contrastive_sum_bound(bsz, 1, trace_max), "contrastive sum")
     lhs = np.concatenate([np.asarray(post.plus, np.int64), -np.asarray(post.minus, np.int64)])
     rhs = np.concatenate([np.asarray(pre.plus, np.int64).reshape(bsz, -1),
                           np.asarray(pre.minus, np.int64).reshape(bsz, -1)])

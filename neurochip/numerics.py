@@ -244,19 +244,29 @@ def input_alignment(w_exp: int, pool_shift: int, fb_exp: int | None,
 
 
 # ------------------------------------------------ pure-Python twins of the ops
-def _pure_twins() -> dict:
-    """Each op's ``py_func`` code object, re-bound so helpers resolve to twins."""
-    namespace = dict(globals())
-    twins = {}
-    for name, obj in list(namespace.items()):
+def pure_twins(namespace: dict, module: str) -> types.SimpleNamespace:
+    """Plain-Python twins of the ops (``@_op`` functions) a module defines.
+
+    ``namespace``: the module's ``globals()``; ``module``: its ``__name__``.
+    Each twin runs the op's ``py_func`` code object with every op it calls
+    (its own module's, or this module's imported by name) bound to a twin,
+    so the whole composite runs on NumPy arrays and PyTorch tensors.
+    """
+    bound = dict(namespace)
+    for name, obj in namespace.items():      # ops imported from numerics: their twins
         f = getattr(obj, "py_func", None)
-        if isinstance(f, types.FunctionType) and f.__module__ == __name__:
-            t = types.FunctionType(f.__code__, namespace, f.__name__, f.__defaults__, f.__closure__)
+        if isinstance(f, types.FunctionType) and f.__module__ == __name__ and module != __name__:
+            bound[name] = getattr(pure, f.__name__)
+    twins = {}
+    for name, obj in namespace.items():
+        f = getattr(obj, "py_func", None)
+        if isinstance(f, types.FunctionType) and f.__module__ == module:
+            t = types.FunctionType(f.__code__, bound, f.__name__, f.__defaults__, f.__closure__)
             t.__doc__, t.__qualname__ = f.__doc__, f.__qualname__
             twins[name] = t
-    namespace.update(twins)
-    return twins
+    bound.update(twins)
+    return types.SimpleNamespace(**twins)
 
 
-pure = types.SimpleNamespace(**_pure_twins())
+pure = pure_twins(globals(), __name__)
 """Plain-Python twins of every op (NumPy arrays, PyTorch tensors, Python ints)."""

@@ -11,7 +11,7 @@ a ProcessModel by tag.  Groups and what an entry point must name:
 ``neurochip.exporters``
     ``export(net, path, **kw)`` writing one file: ``lava`` (HDF5, :mod:`mapping.export`).
 ``neurochip.storage``
-    a :class:`neurochip.budget.chips.SynapseStorage`: ``mapped`` (:mod:`mapping.resources`).
+    a :class:`neurochip.budget.fit.SynapseStorage`: ``mapped`` (:mod:`mapping.resources`).
 ``neurochip.measurements``
     ``measure(net, **kw) -> dict | None``: ``bptt_k`` (:mod:`reference.bptt_memory`).
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import learning
 from .backend import Backend, NumbaBackend, backend_names, layer_traces, make_backend  # noqa: F401
-from .core import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, N_COUNTS, PHASES
+from .kinds import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, N_COUNTS, PHASES
 from .network import Network
 
 

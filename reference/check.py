@@ -22,75 +22,13 @@ Example::
 from __future__ import annotations
 
 import sys
-from collections import defaultdict
 from dataclasses import dataclass
 
-import numpy as np
-
-from neurochip.backend import is_max_pool_layer
+from neurochip.compare import SIM_COLUMNS, DiffTally, diff_batches
 from neurochip.errors import UserError
+from neurochip.kinds import PHASES
 
-PHASES = ("free", "plus", "minus")
-STATE_NAMES = ("s", "dec", "psi", "enc_prev")
-SIM_COLUMNS = ("spikes",) + STATE_NAMES + ("trace", "argmax", "counts")
 LEARN_COLUMNS = ("G", "Gb", "weights", "biases", "stats")
-
-
-class DiffTally:
-    """Differing and compared integers, keyed ``(layer, phase-or-update, column)``."""
-
-    def __init__(self):
-        self.diff = defaultdict(int)
-        self.total = defaultdict(int)
-
-    def add(self, key, a, b) -> int:
-        a, b = np.asarray(a), np.asarray(b)
-        if a.shape != b.shape:          # a shape mismatch counts every integer as differing
-            n = max(a.size, b.size, 1)
-            self.diff[key] += n
-            self.total[key] += n
-            return n
-        d = int(np.count_nonzero(a != b))
-        self.diff[key] += d
-        self.total[key] += a.size
-        return d
-
-    def differing(self) -> int:
-        return int(sum(self.diff.values()))
-
-    def compared(self) -> int:
-        return int(sum(self.total.values()))
-
-    def column(self, col) -> tuple[int, int]:
-        return (sum(v for k, v in self.diff.items() if k[-1] == col),
-                sum(v for k, v in self.total.items() if k[-1] == col))
-
-
-def compare_batch(tally: DiffTally, net, layout, pool_offs, rn, rt, t1: int, t2: int) -> None:
-    """Compare two recorded training :class:`BatchResult` s (same internal layout)."""
-    n_l1 = len(layout.sizes)
-    ranges = ((0, t1), (t1, t1 + t2), (t1 + t2, t1 + 2 * t2))
-    spk_n, spk_t = layout.split(rn.rec_spikes), layout.split(rt.rec_spikes)
-    st_n = [layout.split(rn.rec_state[:, :, k]) for k in range(4)]
-    st_t = [layout.split(rt.rec_state[:, :, k]) for k in range(4)]
-    tr_n = [layout.split(rn.traces[:, p]) for p in range(2)]
-    tr_t = [layout.split(rt.traces[:, p]) for p in range(2)]
-    for l in range(n_l1):
-        for p, (a, b) in enumerate(ranges):
-            tally.add((l, p, "spikes"), spk_n[l][:, a:b], spk_t[l][:, a:b])
-            for k, name in enumerate(STATE_NAMES):
-                tally.add((l, p, name), st_n[k][l][:, p], st_t[k][l][:, p])
-            tally.add((l, p, "counts"), rn.counts[:, p, l], rt.counts[:, p, l])
-            if p > 0:
-                tally.add((l, p, "trace"), tr_n[p - 1][l], tr_t[p - 1][l])
-                if is_max_pool_layer(net, l):
-                    o, n = int(pool_offs[l]), layout.sizes[l]
-                    tally.add((l, p, "argmax"), rn.pool_idx[:, p - 1, o:o + n],
-                              rt.pool_idx[:, p - 1, o:o + n])
-    tally.add(("all", "s_free"), rn.s_free, rt.s_free)
-    tally.add(("all", "predictions"), rn.predictions, rt.predictions)
-
-
 
 
 def compare_update(tally: DiffTally, u: int, grads_n, grads_t, net_n, mirror, stats_n,
@@ -137,7 +75,6 @@ def compare_networks(net, x_all, y_all, batches, device="cpu") -> CheckResult:
     net_n, net_t = net.copy(), net.copy()
     nb = NumbaBackend(net_n)
     tb = TorchBackend(net_t, device=device)
-    h = net_n.hyper
     tally = DiffTally()
     lines = []
     spikes = 0
@@ -146,7 +83,7 @@ def compare_networks(net, x_all, y_all, batches, device="cpu") -> CheckResult:
         before = tally.differing()
         rn = nb.run(xb, yb, train=True, record=True)
         rt = tb.run(xb, yb, train=True, record=True)
-        compare_batch(tally, net_n, nb.core.layout, tb.pool_offs, rn, rt, h.t1, h.t2)
+        diff_batches(tally, net_n, nb.core.layout, rn, rt, train=True, pool_offs=tb.pool_offs)
         grads_n = learning.contrastive(net_n, nb.layer_traces(rn))
         stats_n = learning.update_network(net_n, grads_n)
         stats_n.products = learning.learning_products(net_n, len(yb))  # the trainer's tally

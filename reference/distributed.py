@@ -52,7 +52,7 @@ def train(args, rank: int = 0, world: int = 1, log=print) -> dict:
     import torch
     import torch.distributed as dist
 
-    from neurochip.core import N_COUNTS
+    from neurochip.kinds import N_COUNTS
 
     from .common import build_network, load_train, minibatches
     from .mirror import Mirror

@@ -42,8 +42,11 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_weight
 
-from neurochip import numerics as nx
-from neurochip.core import (K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC, K_SAT_INPUT,
+from neurochip import neuron as _neuron
+from neurochip.bounds import check_exact, contrastive_sum_bound
+from neurochip.pooling import fused_kernel, kernel_side
+from neurochip.neuron import Alignment, EncoderState, NeuronState
+from neurochip.kinds import (K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC, K_SAT_INPUT,
                             K_SAT_PSI, K_SPIKES, K_UPDATES, N_COUNTS)
 from neurochip.errors import UserError
 from neurochip.learning import UpdateStats
@@ -51,15 +54,11 @@ from neurochip.network import Network
 
 from . import ops
 
-EXACT_FLOAT64 = 2 ** 53
+steps = _neuron.pure     # the neuron's update sequence, on tensors (neurochip.neuron)
+
 I64 = torch.int64
 F64 = torch.float64
-
-
-def _assert_exact(bound: int, what: str) -> None:
-    if not bound < EXACT_FLOAT64:
-        raise OverflowError(f"{what}: integer bound {bound} is not below 2**53; "
-                            "float64 sums would not be exact")
+_assert_exact = check_exact
 
 
 def resolve_device(device) -> torch.device:
@@ -134,7 +133,7 @@ def _fanouts(layer: _Layer) -> None:
     cout, hp, wp = layer.shape
     k, p = layer.kernel, layer.padding
     if not layer.is_max:
-        kf = k + 1
+        kf = kernel_side(k, False)
 
         def fwd(y, a):   # input row y -> pooled row r with y + P = 2r + a
             t = y + p - a
@@ -174,16 +173,6 @@ def build_layers(net: Network) -> list[_Layer]:
         _fanouts(lay)
         layers.append(lay)
     return layers
-
-
-def fused_kernel(w: torch.Tensor) -> torch.Tensor:
-    """Conv then 2x2 *sum*: ``wf[o, i, a, b] = sum_{m,n in {0,1}} w[o, i, a-m, b-n]``."""
-    co, ci, k, _ = w.shape
-    wf = torch.zeros((co, ci, k + 1, k + 1), dtype=w.dtype, device=w.device)
-    for m in (0, 1):
-        for n in (0, 1):
-            wf[:, :, m:m + k, n:n + k] += w
-    return wf
 
 
 def _crop(full: torch.Tensor, pad: int, h: int, w: int) -> torch.Tensor:
@@ -385,8 +374,9 @@ class Mirror:
                 labels, torch.Tensor) else labels, device=dev).to(I64).reshape(bsz)
         n_out = shapes[-1][0]
         target = (torch.arange(n_out, device=dev)[None, :] == lab[:, None]).to(I64) * k.one
-        reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
-        lam_q, eps_q, thr_lam, one_lam, one = k.lam_q, k.eps_q, k.thr_lam, k.one_lam, k.one
+        dyn = _neuron.dynamics(k)
+        aligns = [None] + [Alignment(lay.sh_fwd, lay.fb_mult, lay.sh_fb, lay.sh_out)
+                           for lay in self.layers]
 
         def zeros(shp, dtype=I64):
             return torch.zeros((bsz,) + tuple(shp), dtype=dtype, device=dev)
@@ -412,9 +402,9 @@ class Mirror:
         for phase in range(n_phases):
             if phase == 2:      # restart from the complete free-phase state (incl. spikes in flight)
                 s, dec, psi, encp, q = (list(v) for v in snap)
-            beta_s = (0, k.beta_q, -k.beta_q)[phase]
+            beta_s = steps.phase_beta_q(phase, k.beta_q)
             cnt = counts[:, phase]
-            for _ in range(hyp.t1 if phase == 0 else hyp.t2):
+            for _ in range(steps.phase_steps(phase, hyp.t1, hyp.t2)):
                 # 1. synaptic input from the spikes of step k-1
                 qf = [qi.to(F64) for qi in q]
                 u_fwd = [None] * (n_layers + 1)
@@ -427,32 +417,25 @@ class Mirror:
                     l = lay.index
                     u_fb[l - 1] = self._feedback(lay, qf[l], idx[l])
                     cnt[:, l - 1, K_EVENTS_FB] += self._events_fb(lay, q[l], idx[l])
-                # 2. neuron updates, layers 1..L
+                # 2. neuron updates, layers 1..L (the nudge only at the output)
                 for lay in self.layers:
                     l = lay.index
                     dims = tuple(range(1, s[l].dim()))
-                    inp = ops.align_input(u_fwd[l], u_fb[l], lay.sh_fwd, lay.fb_mult, lay.sh_fb,
-                                          lay.sh_out)
-                    inp_s = ops.saturate(inp, reg_lo, reg_hi)
-                    d = ops.decoder_step(dec[l], inp_s, lam_q)
-                    d_s = ops.saturate(d, reg_lo, reg_hi)
-                    drive = d_s + self.bias[l - 1]
-                    if l == n_layers and beta_s != 0:
-                        drive = drive + ops.nudge_term(s[l], target, beta_s)
-                    s_new = ops.state_step(s[l], drive, eps_q, one)
+                    new, sat_in, sat_dec = steps.neuron_step(
+                        u_fwd[l], u_fb[l], self.bias[l - 1], target, beta_s if l == n_layers else 0,
+                        NeuronState(s[l], dec[l]), aligns[l], dyn)
                     cnt[:, l, K_UPDATES] += lay.size
-                    cnt[:, l, K_ACTIVE] += ((s_new != s[l]) | (d_s != dec[l])).sum(dims)
-                    cnt[:, l, K_SAT_INPUT] += (inp_s != inp).sum(dims)
-                    cnt[:, l, K_SAT_DEC] += (d_s != d).sum(dims)
-                    dec[l], s[l] = d_s, s_new
+                    cnt[:, l, K_ACTIVE] += ((new.s != s[l]) | (new.dec != dec[l])).sum(dims)
+                    cnt[:, l, K_SAT_INPUT] += sat_in.sum(dims)
+                    cnt[:, l, K_SAT_DEC] += sat_dec.sum(dims)
+                    s[l], dec[l] = new
                 # 3. encoders, layers 0..L, emit the spikes of step k
                 for l in range(n_layers + 1):
                     dims = tuple(range(1, s[l].dim()))
-                    p, qq = ops.encoder_step(psi[l], s[l], encp[l], lam_q, thr_lam, one_lam)
-                    p_s = ops.saturate(p, reg_lo, reg_hi)
-                    cnt[:, l, K_SAT_PSI] += (p_s != p).sum(dims)
+                    qq, enc, sat = steps.encode_step(s[l], EncoderState(psi[l], encp[l]), dyn)
+                    cnt[:, l, K_SAT_PSI] += sat.sum(dims)
                     cnt[:, l, K_SPIKES] += qq.sum(dims)
-                    psi[l], encp[l], q[l] = p_s, s[l], qq
+                    (psi[l], encp[l]), q[l] = enc, qq
                     if record:
                         rec_spk[l][:, step_global] = qq.to(torch.uint8)
                 step_global += 1
@@ -526,7 +509,7 @@ def contrastive_sums(net: Network, traces: list[TorchTraces]) -> list[tuple[torc
         gb = gb.sum(dim=(0, 2, 3)) if spec.kind == "conv" else gb.sum(dim=0)
         if spec.kind == "conv":
             _, hc, wc = arch.conv_shape(l - 1)
-            _assert_exact(2 * bsz * hc * wc * tmax * tmax, f"layer {l} contrastive sum")
+            _assert_exact(contrastive_sum_bound(bsz, hc * wc, tmax), f"layer {l} contrastive sum")
             gp = upsample_post(post.plus.to(I64), (hc, wc), post.idx_plus)
             gm = upsample_post(post.minus.to(I64), (hc, wc), post.idx_minus)
             pre2 = torch.cat([pre.plus, pre.minus]).to(F64)
@@ -534,7 +517,7 @@ def contrastive_sums(net: Network, traces: list[TorchTraces]) -> list[tuple[torc
             shape = tuple(net.weights_q[l - 1].shape)
             g = _to_int(conv2d_weight(pre2, shape, g2, padding=spec.padding))
         else:
-            _assert_exact(2 * bsz * tmax * tmax, f"layer {l} contrastive sum")
+            _assert_exact(contrastive_sum_bound(bsz, 1, tmax), f"layer {l} contrastive sum")
             pre2 = torch.cat([pre.plus.reshape(bsz, -1), pre.minus.reshape(bsz, -1)]).to(F64)
             post2 = torch.cat([post.plus, -post.minus]).to(F64)
             g = _to_int(post2.T @ pre2)

@@ -1,9 +1,9 @@
 """EP neuron and input encoder: Lava Processes and their fixed_pt ProcessModels.
 
-Every integer rule comes from :mod:`neurochip.numerics` (its plain-Python twins
-``numerics.pure.<op>`` on NumPy arrays, no Numba dispatch inside the Lava
-processes); this module only sequences them exactly like ``neurochip/core.py``
-(docs/numerics.md §5-6):
+Every integer rule comes from :mod:`neurochip.numerics` and the neuron's update
+sequence from :mod:`neurochip.neuron` (their plain-Python twins ``pure.<step>``
+on NumPy arrays, no Numba dispatch inside the Lava processes); this module
+adds the Lava-side schedule (docs/numerics.md §5-6):
 
 * each step the neuron receives the summed weights of the spikes its
   neighbours sent at the previous step (the connection processes are the
@@ -35,21 +35,18 @@ from lava.magma.core.process.variable import Var
 from lava.magma.core.resources import CPU
 from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
+from neurochip import neuron
 from neurochip import numerics as nx
+from neurochip.neuron import Alignment, Dynamics, EncoderState, NeuronState
 
-# per-phase counters, same kinds and order as neurochip.core (K_*); the two
-# event slots hold the events this layer's spikes cause *in its neighbours*
-# (forward into l+1, feedback into l-1); the host moves them to the receiver.
-(K_SPIKES, K_EVENTS_FWD, K_EVENTS_FB, K_UPDATES, K_ACTIVE, K_SAT_INPUT, K_SAT_DEC, K_SAT_PSI,
- N_COUNTS) = range(9)
-REC_S, REC_DEC, REC_PSI, REC_ENC_PREV = range(4)
+# per-phase counters (neurochip.kinds); the two event slots hold the events
+# this layer's spikes cause *in its neighbours* (forward into l+1, feedback
+# into l-1); the host moves them to the receiver.
+from neurochip.kinds import (K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC,  # noqa: E402,F401
+                             K_SAT_INPUT, K_SAT_PSI, K_SPIKES, K_UPDATES, N_COUNTS, REC_DEC,
+                             REC_ENC_PREV, REC_PSI, REC_S)
 
-_align = nx.pure.align_input
-_saturate = nx.pure.saturate
-_decoder = nx.pure.decoder_step
-_nudge = nx.pure.nudge_term
-_state = nx.pure.state_step
-_encode = nx.pure.encoder_step
+_steps = neuron.pure          # the neuron's update sequence (neurochip.neuron), on NumPy arrays
 _latch = nx.pure.trace_latch
 
 
@@ -129,6 +126,8 @@ class _Schedule:
         self.lam_q, self.thr_lam, self.one_lam = int(p["lam_q"]), int(p["thr_lam"]), int(p["one_lam"])
         self.trace_max, self.state_bits = int(p["trace_max"]), int(p["state_bits"])
         self.reg_lo, self.reg_hi = int(p["reg_lo"]), int(p["reg_hi"])
+        # the encoder needs no eps/one; the neuron model fills them in (PyEPNeuronFixed)
+        self.dyn = Dynamics(self.lam_q, 0, 0, self.thr_lam, self.one_lam, self.reg_lo, self.reg_hi)
         self.fan_fwd = np.asarray(p["fanout_fwd"], np.int64)
         self.fan_fb = np.asarray(p["fanout_fb"], np.int64)
         self.ev_snap = (0, 0)
@@ -178,12 +177,11 @@ class _Schedule:
 
     def _encode_and_send(self, t, ph, a):
         """Encoder of every neuron (``a`` = new state or the clamped input)."""
-        p, q = _encode(self.psi.astype(np.int64), a, self.enc_prev.astype(np.int64), self.lam_q,
-                       self.thr_lam, self.one_lam)
-        p_s = _saturate(p, self.reg_lo, self.reg_hi)
-        self.counts[ph, K_SAT_PSI] += int((p_s != p).sum())
-        self.psi[:] = p_s
-        self.enc_prev[:] = a
+        q, enc, sat = _steps.encode_step(
+            a, EncoderState(self.psi.astype(np.int64), self.enc_prev.astype(np.int64)), self.dyn)
+        self.counts[ph, K_SAT_PSI] += int(sat.sum())
+        self.psi[:] = enc.psi
+        self.enc_prev[:] = enc.prev
         q = q.astype(np.int32)
         self.counts[ph, K_SPIKES] += int(q.sum())
         self._count_events(t, q)
@@ -235,6 +233,8 @@ class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
         self.sh_fb, self.sh_out = int(p["sh_fb"]), int(p["sh_out"])
         self.eps_q, self.one, self.beta_q = int(p["eps_q"]), int(p["one"]), int(p["beta_q"])
         self.is_output = bool(p["is_output"])
+        self.align = Alignment(self.sh_fwd, self.fb_mult, self.sh_fb, self.sh_out)
+        self.dyn = self.dyn._replace(eps_q=self.eps_q, one=self.one)
 
     def run_spk(self):
         u_fwd = self.a_fwd.recv().astype(np.int64)
@@ -254,24 +254,21 @@ class PyEPNeuronFixed(_Schedule, PyLoihiProcessModel):
                 self._restore()
                 u_fwd = self.in_fwd.astype(np.int64)
                 u_fb = self.in_fb.astype(np.int64)
-        beta_q = (0, self.beta_q, -self.beta_q)[ph]
+        beta_q = _steps.phase_beta_q(ph, self.beta_q) if self.is_output else 0
         s = self.s.astype(np.int64)
         dec = self.dec.astype(np.int64)
-        inp = _align(u_fwd, u_fb, self.sh_fwd, self.fb_mult, self.sh_fb, self.sh_out)
-        inp_s = _saturate(inp, self.reg_lo, self.reg_hi)
-        d = _decoder(dec, inp_s, self.lam_q)
-        d_s = _saturate(d, self.reg_lo, self.reg_hi)
-        drive = d_s + self.bias.astype(np.int64)
-        if self.is_output and beta_q != 0:
+        target = 0
+        if beta_q != 0:
             target = np.where(np.arange(s.size).reshape(s.shape) == int(self.label[0]), self.one, 0)
-            drive = drive + _nudge(s, target, beta_q)
-        s_new = _state(s, drive, self.eps_q, self.one)
+        new, sat_in, sat_dec = _steps.neuron_step(u_fwd, u_fb, self.bias.astype(np.int64), target,
+                                                  beta_q, NeuronState(s, dec), self.align, self.dyn)
+        s_new = new.s
         c = self.counts[ph]
         c[K_UPDATES] += s.size
-        c[K_ACTIVE] += int(((s_new != s) | (d_s != dec)).sum())
-        c[K_SAT_INPUT] += int((inp_s != inp).sum())
-        c[K_SAT_DEC] += int((d_s != d).sum())
-        self.dec[:] = d_s
+        c[K_ACTIVE] += int(((new.s != s) | (new.dec != dec)).sum())
+        c[K_SAT_INPUT] += int(sat_in.sum())
+        c[K_SAT_DEC] += int(sat_dec.sum())
+        self.dec[:] = new.dec
         self.s[:] = s_new
         self._encode_and_send(t, ph, s_new)
         self._end_of_step(t, ph, self.s, self.dec, s_new)

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ArgumentParser, UserError
 from ..network import Architecture, Network, get_preset
 from . import chips as chp
+from . import fit as bfit
 from .report import build_report, format_table, plot_report, simulate_samples, write_report
 
 
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="test images simulated (from --sample on); figures are their averages")
     p.add_argument("--inference", action="store_true", help="simulate the free phase only")
     p.add_argument("--chips", default="loihi,loihi2", help="comma-separated chip profiles")
-    p.add_argument("--synapses", default="fused", choices=chp.storage_names(),
+    p.add_argument("--synapses", default="fused", choices=bfit.storage_names(),
                    help="core fit's synapse storage: 'fused' (default) at the width the core's "
                         "arithmetic needs; 'mapped' as the Lava mapping splits them into 8-bit "
                         "digit synapses (needs the mapping package)")

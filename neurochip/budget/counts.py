@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..core import (K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC, K_SAT_INPUT,
-                    K_SAT_PSI, K_SPIKES, K_UPDATES, PHASES, CoreLayout)
+from ..core import CoreLayout
+from ..kinds import (K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI,
+                     K_SPIKES, K_UPDATES, PHASES)
 from ..network import Network
 from ..numerics import REG_BITS
+from ..pooling import kernel_side
 
 ACC_BITS = REG_BITS          # a 24-bit dendritic accumulator per input port (numerics §2: `in`)
 
@@ -182,7 +184,7 @@ def static_counts(net: Network) -> list[dict]:
             row["synapses_shared"] = int(np.prod(shp))
             row["biases"] = int(spec.channels)
             if spec.kind == "conv" and net.hyper.pool == "avg":
-                row["synapses_fused"] = int(shp[0] * shp[1] * (spec.kernel + 1) ** 2)
+                row["synapses_fused"] = int(shp[0] * shp[1] * kernel_side(spec.kernel, False) ** 2)
             row["weight_bits_shared"] = row["synapses_shared"] * wd.weight_bits + \
                 row["biases"] * wd.bias_bits
         syn_in = {p.direction: p.synapses for p in projs if p.dst == l}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 
+from ..bounds import contrastive_positions, contrastive_sum_bound
 from ..network import Network
 from ..numerics import REG_BITS
 from . import counts as cnt
@@ -50,12 +51,8 @@ def _g_bits(net: Network) -> list[int]:
     tmax = (1 << net.widths.trace_bits) - 1
     b = net.hyper.batch_size
     out = []
-    for l, spec in enumerate(arch.layers):
-        if spec.kind == "conv":
-            _, hc, wc = arch.conv_shape(l)
-            bound = 2 * b * hc * wc * tmax * tmax
-        else:
-            bound = 2 * b * tmax * tmax
+    for l in range(arch.n_layers):
+        bound = contrastive_sum_bound(b, contrastive_positions(arch, l), tmax)
         out.append(int(math.ceil(math.log2(bound + 1))) + 1)   # signed
     return out
 
@@ -77,7 +74,7 @@ def training_memory(net: Network, batch: int | None = None, t_bptt: int | None =
     sb = wd.state_bits + 1
     p = cnt.parameter_totals(net)
     weights_hw = p["weights"] * wd.weight_bits + p["biases"] * wd.bias_bits
-    weights_fp = (p["weights"] + p["biases"]) * FP32
+    weights_f32 = (p["weights"] + p["biases"]) * FP32
     shapes = net.arch.weight_shapes()
     g_bits = _g_bits(net)
     g_hw = sum(int(math.prod(s)) * gb for s, gb in zip(shapes, g_bits)) + \
@@ -106,14 +103,14 @@ def training_memory(net: Network, batch: int | None = None, t_bptt: int | None =
     }
     # EP, float32: every state variable a float32 tensor ------------------------
     n_vars_hidden, n_vars_input = 5, 4          # s, dec, psi, enc_prev, spike | x, psi, enc_prev, spike
-    live_fp = (n_hidden * n_vars_hidden + sizes[0] * n_vars_input) * FP32
-    ep_fp = {
-        "live_state": _bytes(b * live_fp),
-        "snapshot": _bytes(b * live_fp),
+    live_f32 = (n_hidden * n_vars_hidden + sizes[0] * n_vars_input) * FP32
+    ep_f32 = {
+        "live_state": _bytes(b * live_f32),
+        "snapshot": _bytes(b * live_f32),
         "input_accumulators": _bytes(b * 2 * n_hidden * FP32),
         "traces": _bytes(b * 2 * n_all * FP32),
-        "weights_biases": _bytes(weights_fp),
-        "contrastive_sums": _bytes(weights_fp),
+        "weights_biases": _bytes(weights_f32),
+        "contrastive_sums": _bytes(weights_f32),
     }
 
     # BPTT ------------------------------------------------------------------------
@@ -123,16 +120,16 @@ def training_memory(net: Network, batch: int | None = None, t_bptt: int | None =
     hw_k_bits = (min(k_bptt, 1.0) * 1 + min(max(k_bptt - 1, 0.0), 1.0) * sb
                  + max(k_bptt - 2, 0.0) * REG_BITS)
     graph_hw = math.ceil(b * t * n_hidden * hw_k_bits) + b * t * sizes[0] * 1  # + input spikes
-    graph_fp = math.ceil(b * t * n_hidden * k_bptt * FP32) + b * t * sizes[0] * FP32
+    graph_f32 = math.ceil(b * t * n_hidden * k_bptt * FP32) + b * t * sizes[0] * FP32
     bptt_hw = {"graph": _bytes(graph_hw), "weights_biases": _bytes(weights_hw),
                "gradients": _bytes(weights_hw)}
-    bptt_fp = {"graph": _bytes(graph_fp), "weights_biases": _bytes(weights_fp),
-               "gradients": _bytes(weights_fp)}
+    bptt_f32 = {"graph": _bytes(graph_f32), "weights_biases": _bytes(weights_f32),
+               "gradients": _bytes(weights_f32)}
     seg = max(1, math.ceil(math.sqrt(t)))
     seg_len = math.ceil(t / seg)
-    ckpt_fp = {"checkpoints": _bytes(b * seg * live_fp),
+    ckpt_f32 = {"checkpoints": _bytes(b * seg * live_f32),
                "segment_graph": _bytes(math.ceil(b * seg_len * (n_hidden * k_bptt + sizes[0]) * FP32)),
-               "weights_biases": _bytes(weights_fp), "gradients": _bytes(weights_fp)}
+               "weights_biases": _bytes(weights_f32), "gradients": _bytes(weights_f32)}
 
     tot = lambda d: int(sum(d.values()))
     assumptions = [
@@ -155,15 +152,15 @@ def training_memory(net: Network, batch: int | None = None, t_bptt: int | None =
     ]
     return {
         "ep_bytes": tot(ep_hw), "bptt_bytes": tot(bptt_hw),
-        "ep_bytes_fp32": tot(ep_fp), "bptt_bytes_fp32": tot(bptt_fp),
-        "bptt_checkpointed_bytes_fp32": tot(ckpt_fp),
+        "ep_bytes_fp32": tot(ep_f32), "bptt_bytes_fp32": tot(bptt_f32),
+        "bptt_checkpointed_bytes_fp32": tot(ckpt_f32),
         "ratio_bptt_over_ep": tot(bptt_hw) / tot(ep_hw),
-        "ratio_bptt_over_ep_fp32": tot(bptt_fp) / tot(ep_fp),
-        "activation_ratio_fp32": bptt_fp["graph"] / (ep_fp["live_state"] + ep_fp["snapshot"]
-                                                      + ep_fp["input_accumulators"]
-                                                      + ep_fp["traces"]),
-        "breakdown": {"ep": ep_hw, "bptt": bptt_hw, "ep_fp32": ep_fp, "bptt_fp32": bptt_fp,
-                      "bptt_checkpointed_fp32": ckpt_fp},
+        "ratio_bptt_over_ep_fp32": tot(bptt_f32) / tot(ep_f32),
+        "activation_ratio_fp32": bptt_f32["graph"] / (ep_f32["live_state"] + ep_f32["snapshot"]
+                                                      + ep_f32["input_accumulators"]
+                                                      + ep_f32["traces"]),
+        "breakdown": {"ep": ep_hw, "bptt": bptt_hw, "ep_fp32": ep_f32, "bptt_fp32": bptt_f32,
+                      "bptt_checkpointed_fp32": ckpt_f32},
         "batch": b, "t_bptt": t, "k_bptt": k_bptt, "k_source": k_source,
         "t1": net.hyper.t1, "t2": net.hyper.t2,
         "assumptions": assumptions,

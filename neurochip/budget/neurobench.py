@@ -29,7 +29,8 @@ import dataclasses
 
 import numpy as np
 
-from ..core import K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SPIKES, K_UPDATES, CoreLayout, CoreNet
+from ..core import CoreLayout, CoreNet
+from ..kinds import K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SPIKES, K_UPDATES
 from ..network import Network
 from . import counts as cnt
 

@@ -7,7 +7,6 @@ in :mod:`.outputs`.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import inspect

@@ -101,7 +101,7 @@ def result_record(net, tally, report, history, errors: dict, run: dict, debug: d
     ``run``: train_seconds, dataset, preset, epochs, backend, train_samples,
     test_samples.  ``seconds`` is None until the caller stops the clock.
     """
-    from ..core import K_SPIKES
+    from ..kinds import K_SPIKES
     samples = max(tally.samples_train + tally.samples_eval, 1)
     spikes_per_sample = float(tally.counts[..., K_SPIKES].sum()) / samples
     return {

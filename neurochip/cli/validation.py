@@ -8,11 +8,9 @@ from __future__ import annotations
 import math
 import os
 
+from ..bounds import check_headroom  # noqa: F401  (the CLI's last check before work)
 from ..errors import UserError
 from .parser import MAX_EPOCHS, MAX_NEURONS, MAX_PARAMETERS, MAX_STEPS, OUTPUT_FLAGS
-
-INT64_LIMIT = 1 << 63
-EXACT_FLOAT64 = 1 << 53
 
 
 def flag_name(name: str) -> str:
@@ -342,74 +340,3 @@ def load_data(args, plan):
             raise UserError(f"dataset {plan.dataset}: {part} label {bad} is out of range for the "
                             f"{arch.num_classes} outputs of {arch} (labels must be 0..{arch.num_classes - 1})")
     return ds
-
-
-def _log2(v: float) -> str:
-    return f"2^{math.log2(v):.1f}" if v > 0 else "0"
-
-
-def check_headroom(net, training: bool = True) -> None:
-    """Refuse a configuration whose int64 intermediates could overflow (never silent).
-
-    Bounds, per layer: the aligned input ``(u_fwd << sh_fwd) + ((u_fb *
-    fb_mult) << sh_fb)``, the contrastive sums (``< 2**53``, exact in
-    float64) and the update products ``G * M + 2**K`` of weights and biases
-    (the last two only when ``training``).
-    """
-    try:
-        consts = net.constants()
-    except (ValueError, ZeroDivisionError, OverflowError) as exc:
-        raise UserError(f"the hyper-parameters give an unrepresentable learning-rate constant "
-                        f"({exc}); lower --lrs or raise --beta / --batch-size") from None
-    arch, hyp, wd = net.arch, net.hyper, net.widths
-    wmax = 1 << (wd.weight_bits - 1)
-    tmax = (1 << wd.trace_bits) - 1
-    bsz = hyp.batch_size
-    is_max = hyp.pool == "max"
-    sizes = arch.layer_sizes()
-    shapes = arch.state_shapes()
-    n = arch.n_layers
-
-    def fan(i: int) -> int:       # weights summed into one u of layer i+1, times the entry bound
-        spec = arch.layers[i]
-        if spec.kind == "fc":
-            return sizes[i] * wmax
-        cin = arch.weight_shapes()[i][1]
-        if is_max:
-            return cin * spec.kernel ** 2 * wmax
-        return cin * (spec.kernel + 1) ** 2 * 4 * wmax
-
-    for i, spec in enumerate(arch.layers):
-        lc = consts.layers[i]
-        tok = f"layer {i + 1} ({spec.token()})"
-        fb = 0
-        if i + 1 < n:
-            nxt = arch.layers[i + 1]
-            if nxt.kind == "fc":
-                fb = nxt.channels * wmax
-            elif is_max:
-                fb = nxt.channels * nxt.kernel ** 2 * wmax
-            else:
-                fb = nxt.channels * (nxt.kernel + 1) ** 2 * 4 * wmax
-        bound = (fan(i) << lc.sh_fwd) + ((fb * max(lc.fb_mult, 1)) << lc.sh_fb) + (1 << lc.sh_out)
-        if bound >= INT64_LIMIT:
-            raise UserError(f"{tok}: the aligned synaptic input could overflow 64 bits "
-                            f"(bound {_log2(bound)}); lower --bits or --state-bits")
-        if not training:
-            continue
-        if spec.kind == "conv":
-            _, hc, wc = arch.conv_shape(i)
-            positions, pooled = hc * wc, int(shapes[i][1] * shapes[i][2])
-        else:
-            positions = pooled = 1
-        g_learning = 2.0 * bsz * positions * tmax * tmax      # neurochip.learning's bound
-        if g_learning >= EXACT_FLOAT64:
-            raise UserError(f"{tok}: --batch-size {bsz} with --trace-bits {wd.trace_bits} could "
-                            f"exceed the exact 53-bit contrastive sum (bound {_log2(g_learning)}); "
-                            "lower --batch-size or --trace-bits")
-        for what, g, (mant, shift) in (("weight", bsz * positions * tmax * tmax, lc.lr_w),
-                                       ("bias", bsz * pooled * tmax, lc.lr_b)):
-            prod = g * mant + (1 << shift)
-            if prod >= INT64_LIMIT:
-                raise UserError(f"{tok}: the {what} update product could overflow 64 bits "
-                                f"(bound {_log2(prod)}); lower --batch-size, --trace-bits or --lrs")

@@ -37,7 +37,7 @@ import torch
 
 from neurochip import learning
 from neurochip import numerics as nx
-from neurochip.core import REC_S
+from neurochip.kinds import REC_S
 from neurochip.data import load_dataset
 from neurochip.network import Network, Widths, get_preset
 from neurochip.trainer import make_backend

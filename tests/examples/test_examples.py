@@ -56,3 +56,12 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     cli = _cli(tmp_path, "--bits", "8", "--epochs", "2")
     assert f"test error {cli['test_error']:.2%}" in line and cli["weights_sha256"][:16] in line
     assert (tmp_path / "digits-8bit.npz").exists()
+
+
+def test_api_doc_examples_run_in_order(tmp_path, monkeypatch):
+    """Every ```python block of docs/api.md, run in order in one interpreter."""
+    code = "\n".join(re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(), re.S))
+    monkeypatch.chdir(tmp_path)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^\d epochs, (stopped early|all epochs run)$", r.stdout, re.M), r.stdout

@@ -8,7 +8,6 @@ the whole file to about a minute on 2 cores; every Lava runtime is stopped in
 """
 import dataclasses
 import multiprocessing
-import os
 import subprocess
 import sys
 
@@ -112,7 +111,7 @@ def test_inference_matches_core(preset, bits):
             fwd2 = [c for c in ln.connections if c.layer == 2 and c.direction == "fwd"][0]
             assert fwd2.impl == "sparse" and fwd2.n_digits == 3
         got = ln.run(x, y)
-    cmp = compare_batches(ref, got, CoreNet(net).layout, train=False)
+    cmp = compare_batches(ref, got, CoreNet(net).layout, train=False, net=net)
     assert cmp.total == 0, "\n".join(cmp.lines())
     assert ref.rec_spikes.sum() > 0
 
@@ -130,7 +129,7 @@ def test_training_update_and_next_sample_match_core(preset, bits, fb):
             sl = slice(2 * step, 2 * step + 2)
             rc = core.run(x[sl], y[sl], train=True, record=True)
             rl = lava.run(x[sl], y[sl], train=True, record=True)
-            cmp = compare_batches(rc, rl, core.core.layout, train=True)
+            cmp = compare_batches(rc, rl, core.core.layout, train=True, net=net)
             assert cmp.total == 0, "\n".join(cmp.lines(f"step {step}"))
             for n_, be, r in ((net_c, core, rc), (net_l, lava, rl)):
                 learning.update_network(n_, learning.contrastive(n_, be.layer_traces(r)))
@@ -160,7 +159,7 @@ def test_sparse_and_dense_forward_edges_match_core():
     for fwd in ("sparse", "dense"):
         with to_lava(net, train=True, probes=True, conv_forward=fwd) as ln:
             got = ln.run(x, y)
-        assert compare_batches(ref, got, CoreNet(net).layout, train=True).total == 0, fwd
+        assert compare_batches(ref, got, CoreNet(net).layout, train=True, net=net).total == 0, fwd
 
 
 @pytest.mark.timeout(180)
@@ -177,7 +176,7 @@ def test_export_loads_back_into_identical_processes(tmp_path):
         got = ln.run(x, y)
     finally:
         ln.stop()
-    assert compare_batches(ref, got, CoreNet(net).layout, train=True).total == 0
+    assert compare_batches(ref, got, CoreNet(net).layout, train=True, net=net).total == 0
 
 
 @pytest.mark.timeout(300)

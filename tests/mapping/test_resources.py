@@ -174,18 +174,18 @@ def test_resources_binding_limits_and_errors():
 
 
 def test_resources_are_the_budget_fit_with_mapped_synapses():
-    """One fit: check_resources == chips.check_fit(storage='mapped'); 'fused' differs only in bits."""
-    from neurochip.budget import chips as chp
+    """One fit: check_resources == bfit.check_fit(storage='mapped'); 'fused' differs only in bits."""
+    from neurochip.budget import fit as bfit
     net = _net("mnist-small")
     for prof in ("loihi", "loihi2"):
         rep = check_resources(net, prof)
-        fit = chp.check_fit(net, prof, "mapped")
+        fit = bfit.check_fit(net, prof, "mapped")
         assert rep.storage == fit["storage"] == "mapped"
         assert rep.total_cores == fit["cores"] and [r.cores for r in rep.layers] == \
             [r["cores"] for r in fit["layers"]]
         # the fused kernel (10 bits) is two 8-bit digit synapses as mapped, 10 bits fused
         assert rep.layers[1].synapse_bits["forward"] == 16
-        fused = chp.check_fit(net, prof)
+        fused = bfit.check_fit(net, prof)
         assert fused["storage"] == "fused" and fused["layers"][1]["synapse_bits_in"]["fwd"] == 10
         assert fused["cores"] < fit["cores"]
         codes = {v["code"] for v in fit["violations"]}
@@ -194,6 +194,6 @@ def test_resources_are_the_budget_fit_with_mapped_synapses():
     # the ResourceError is the fit's FanInExceeded violation
     p = get_preset("paper-mnist")
     big = Network.create(p.arch, p.hyper, p.widths, seed=0)
-    v = next(v for v in chp.check_fit(big, "loihi", "mapped")["violations"]
+    v = next(v for v in bfit.check_fit(big, "loihi", "mapped")["violations"]
              if v["code"] == "FanInExceeded")
     assert (v["layer"], v["limit"], v["needed"], v["available"]) == (3, "fan_in", 6410, 4096)

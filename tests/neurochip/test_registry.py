@@ -109,6 +109,6 @@ def test_backend_by_name():
 
 def test_storage_plugin_is_the_mapping_model():
     from mapping.resources import MAPPED
-    from neurochip.budget import chips
-    assert chips.storage_model("mapped") is MAPPED and chips.storage_model("fused") is chips.FUSED
-    assert chips.storage_names()[:2] == ("fused", "mapped")
+    from neurochip.budget import fit
+    assert fit.storage_model("mapped") is MAPPED and fit.storage_model("fused") is fit.FUSED
+    assert fit.storage_names()[:2] == ("fused", "mapped")

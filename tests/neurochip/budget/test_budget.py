@@ -15,6 +15,8 @@ from neurochip.core import K_EVENTS_FB, K_EVENTS_FWD, K_SPIKES, CoreLayout, Core
 from neurochip.data import load_digits
 from neurochip.network import Hyper, Network, Widths, get_preset
 from neurochip.budget import chips as chp
+from neurochip.budget import fit as bfit
+from neurochip.budget import pricing
 from neurochip.budget import counts as cnt
 from neurochip.budget import memory as mem
 from neurochip.budget import neurobench as nb
@@ -269,17 +271,17 @@ def test_fit_fc_by_hand():
     neurons, 1 core.  Total 21 cores, 1 chip.
     """
     net = _net("1x63x64:f300-f10")
-    fit = chp.check_fit(net, "loihi")
+    fit = bfit.check_fit(net, "loihi")
     cores = [r["cores"] for r in fit["layers"]]
     assert cores == [10, 10, 1] and fit["cores"] == 21 and fit["chips"] == 1
     assert fit["layers"][1]["binding"] == "synapse_memory"
     assert fit["layers"][0]["binding"] == "fan_out"
     assert fit["layers"][1]["max_per_core"]["synapse_bits"] == 32 * 32336
     assert not [v for v in fit["violations"] if v["code"] == "FanInExceeded"]
-    bad = chp.check_fit(_net("1x64x65:f10"), "loihi")
+    bad = bfit.check_fit(_net("1x64x65:f10"), "loihi")
     assert any(v["code"] == "FanInExceeded" and v["layer"] == 1 for v in bad["violations"])
     assert bad["layers"][1]["infeasible"] == ["fan_in"]
-    l2 = chp.check_fit(net, "loihi2")
+    l2 = bfit.check_fit(net, "loihi2")
     assert l2["unchecked"] == ["fan_in", "fan_out"]
     assert fit["storage"] == l2["storage"] == "fused"
     assert fit["layers"][2]["binding"] == "population"      # 10 neurons on one core
@@ -289,20 +291,20 @@ def test_fit_fc_by_hand():
 def test_fit_synapse_storage_model():
     """The storage model sets the stored bits only; too-wide synapses stored split are a note."""
     net = _net("1x12x12:c4k3-f10")          # fused avg-pool kernel: 10 bits > Loihi's 9
-    fused = chp.check_fit(net, "loihi")
+    fused = bfit.check_fit(net, "loihi")
     assert fused["layers"][1]["synapse_bits_in"]["fwd"] == 10
     assert [v["severity"] for v in fused["violations"] if v["code"] == "WeightWidthExceeded"] \
         == ["violation"]
-    split = chp.SynapseStorage("split16", "16 bits when wider than the format",
+    split = bfit.SynapseStorage("split16", "16 bits when wider than the format",
                                lambda need, fmt: 16 if fmt is not None and need > fmt else need)
-    fit = chp.check_fit(net, "loihi", split)
+    fit = bfit.check_fit(net, "loihi", split)
     assert fit["storage"] == "split16" and fit["layers"][1]["synapse_bits_in"]["fwd"] == 16
     assert fit["layers"][2]["synapse_bits_in"] == {"fwd": 8}
     assert not [v for v in fit["violations"] if v["code"] == "WeightWidthExceeded"]
     assert [v["severity"] for v in fit["violations"] if v["code"] == "WeightSplit"] == ["note"]
     # memory of layer 1 scales with the stored width (forward 16 bits + feedback 8 bits)
     r = fit["layers"][1]
-    small = chp.check_fit(net, chp.LOIHI.with_limits(synapse_bits_per_core=4000), split)
+    small = bfit.check_fit(net, chp.LOIHI.with_limits(synapse_bits_per_core=4000), split)
     assert small["layers"][1]["max_per_core"]["synapse_bits"] <= 4000
     assert small["layers"][1]["cores"] > r["cores"]
     assert small["limits"]["synapse_bits_per_core"]["grade"] == "D"
@@ -323,8 +325,8 @@ def test_fit_loads_brute_force(arch, chip, storage):
         prof = prof.with_limits(neurons_per_core=40, memory_bits_per_core=12000)
     stored = (lambda need: need) if storage == "fused" else (lambda need: 2 * need)
     if storage == "double":       # any storage model: stored bits per synapse, the rest the same
-        storage = chp.SynapseStorage("double", "twice the needed bits", lambda need, fmt: 2 * need)
-    fit = chp.check_fit(net, prof, storage)
+        storage = bfit.SynapseStorage("double", "twice the needed bits", lambda need, fmt: 2 * need)
+    fit = bfit.check_fit(net, prof, storage)
     lay = CoreLayout.build(net)
     sizes = lay.sizes
     L = net.arch.n_layers
@@ -403,15 +405,15 @@ def test_prices_never_silent_zero():
             "neuron_update": {"count": 5.0, "by": {"active": 2.0, "idle": 3.0}},
             "spike_message": {"count": None, "why": "no raster"},
             "learning_product": {"count": 7.0}, "spikes_out": {"count": 1.0}}
-    d18 = chp.price_workload(chp.LOIHI.energy, work)
+    d18 = pricing.price_workload(chp.LOIHI.energy, work)
     assert d18["terms"]["synaptic_op"]["energy_J"] == pytest.approx(10 * 23.6e-12)
     assert d18["terms"]["neuron_update"]["energy_J"] == pytest.approx(2 * 81e-12 + 3 * 52e-12)
     assert d18["terms"]["learning_product"]["energy_J"] is None
     assert "learning_product" in d18["unpriced"] and "spike_message" in d18["uncounted"]
     assert d18["terms"]["spikes_out"]["status"] == "included" and not d18["complete"]
-    l2 = chp.price_workload(chp.LOIHI2.energy, work)
+    l2 = pricing.price_workload(chp.LOIHI2.energy, work)
     assert l2["total_J"] is None and all(t["energy_J"] is None for t in l2["terms"].values())
-    sana = chp.price_workload(chp.LOIHI.alt_energy["sana-fe"], work)
+    sana = pricing.price_workload(chp.LOIHI.alt_energy["sana-fe"], work)
     assert sana["terms"]["synaptic_op"]["energy_J"] == pytest.approx(4 * 24e-12 + 6 * 35.5e-12)
     for ref in list(chp.LOIHI.energy.values()) + [chp.LOIHI.static_power_per_chip]:
         for r in (ref.values() if isinstance(ref, dict) else [ref]):
