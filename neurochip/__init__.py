@@ -28,6 +28,7 @@ _EXPORTS = {
     "Dataset": "dataset", "load_dataset": "data", "load_digits": "data", "DATASETS": "data",
     # training and evaluation
     "train": "training", "evaluate": "training", "Evaluation": "training", "TrainingRun": "training",
+    "load_run": "training",
     "fit": "trainer", "train_step": "trainer", "train_epoch": "trainer", "epoch_order": "trainer",
     "Tally": "trainer", "TrainingState": "trainer", "Callback": "trainer", "StopTraining": "trainer",
     "EarlyStopping": "trainer", "PrintProgress": "trainer", "LambdaCallback": "trainer",

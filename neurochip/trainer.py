@@ -47,6 +47,25 @@ class Tally:
     def total_saturations(self) -> int:
         return int(sum(self.saturations().values()))
 
+    def state_dict(self) -> dict:
+        """Everything, as JSON-ready lists (a checkpoint's ``training["tally"]``)."""
+        return {"counts": self.counts.ravel().tolist(), "samples_train": int(self.samples_train),
+                "samples_eval": int(self.samples_eval), "updates": int(self.updates),
+                "learning_products": self.learning_products.tolist(),
+                "weight_writes": self.weight_writes.tolist(),
+                "weight_saturations": self.weight_saturations.tolist(),
+                "bias_saturations": self.bias_saturations.tolist()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output (KeyError/TypeError/ValueError if malformed)."""
+        self.counts[...] = np.asarray(state["counts"], np.int64).reshape(self.counts.shape)
+        self.samples_train = int(state["samples_train"])
+        self.samples_eval = int(state["samples_eval"])
+        self.updates = int(state["updates"])
+        for key in ("learning_products", "weight_writes", "weight_saturations", "bias_saturations"):
+            arr = getattr(self, key)
+            arr[...] = np.asarray(state[key], np.int64).reshape(arr.shape)
+
     def as_dict(self) -> dict:
         per_phase = {}
         for p, pname in enumerate(PHASES):
@@ -181,6 +200,24 @@ class TrainingState:
     @property
     def finished(self) -> bool:
         return self.epoch >= self.epochs
+
+    def state_dict(self) -> dict:
+        """The position as a checkpoint's ``training`` keys (JSON-ready)."""
+        return {"epoch": self.epoch, "batch": self.batch, "epochs": self.epochs,
+                "history": self.history,
+                "partial": {"wrong": self.wrong, "loss": self.loss, "seen": self.seen},
+                "train_seconds": round(self.train_seconds, 6)}
+
+    @staticmethod
+    def from_state_dict(state: dict, epochs: int | None = None) -> "TrainingState":
+        """A state from :meth:`state_dict`'s keys (missing keys: the start of training)."""
+        partial = state.get("partial") or {}
+        return TrainingState(
+            epochs=int(epochs if epochs is not None else state.get("epochs") or 0),
+            epoch=int(state.get("epoch", 0)), batch=int(state.get("batch", 0)),
+            wrong=int(partial.get("wrong", 0)), loss=float(partial.get("loss", 0.0)),
+            seen=int(partial.get("seen", 0)), train_seconds=float(state.get("train_seconds", 0.0)),
+            history=list(state.get("history", [])))
 
 
 @dataclass

@@ -46,6 +46,19 @@ class TrainingRun:
     def history(self) -> list[dict]:
         return self.state.history
 
+    def save(self, path: str, dataset: str | None = None) -> None:
+        """Checkpoint the network, the run's position and its counts (atomically).
+
+        Continue with :func:`load_run`; ``python -m neurochip.run --load PATH``
+        evaluates the file, and ``--resume PATH --dataset NAME`` continues it
+        when ``dataset`` names one of the bundled datasets.
+        """
+        from .checkpoint import save_checkpoint
+        training = {**self.state.state_dict(), "tally": self.tally.state_dict()}
+        if dataset is not None:
+            training["dataset"] = dataset
+        save_checkpoint(path, self.net, training)
+
 
 def check_fits(net: Network, data: Dataset) -> None:
     """Refuse data whose image shape or labels the network cannot take (one-line DataError)."""
@@ -91,6 +104,19 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
                      test_name="val", tally=tally, callbacks=callbacks, state=state,
                      lr_schedule=lr_schedule)
     return TrainingRun(net, st, tally, be)
+
+
+def load_run(path: str, *, backend="numba", **backend_options) -> TrainingRun:
+    """A :class:`TrainingRun` from a checkpoint (:meth:`TrainingRun.save`, ``--save``): continue
+    it with ``nc.train(run.net, data, epochs, state=run.state, tally=run.tally)``."""
+    from .checkpoint import load_checkpoint
+    net, training = load_checkpoint(path)
+    training = training or {}
+    tally = trainer.Tally.zeros(net.arch.n_layers)
+    if isinstance(training.get("tally"), dict):
+        tally.load_state_dict(training["tally"])
+    return TrainingRun(net, trainer.TrainingState.from_state_dict(training), tally,
+                       _backend(net, backend, backend_options))
 
 
 def evaluate(net: Network, data: Dataset, split: str = "test", *, backend="numba",

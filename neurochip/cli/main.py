@@ -105,27 +105,12 @@ class _Checkpoints(trainer.Callback):
             self.save(self.path)
 
 
-def _tally_to_dict(tally) -> dict:
-    return {"counts": tally.counts.ravel().tolist(), "samples_train": int(tally.samples_train),
-            "samples_eval": int(tally.samples_eval), "updates": int(tally.updates),
-            "learning_products": tally.learning_products.tolist(),
-            "weight_writes": tally.weight_writes.tolist(),
-            "weight_saturations": tally.weight_saturations.tolist(),
-            "bias_saturations": tally.bias_saturations.tolist()}
-
-
 def _restore_tally(tally, state: dict, src: str) -> None:
     import numpy as np
     try:
         t = state.get("tally")
         if isinstance(t, dict):
-            tally.counts[...] = np.asarray(t["counts"], np.int64).reshape(tally.counts.shape)
-            tally.samples_train = int(t["samples_train"])
-            tally.samples_eval = int(t["samples_eval"])
-            tally.updates = int(t["updates"])
-            for key in ("learning_products", "weight_writes", "weight_saturations", "bias_saturations"):
-                arr = getattr(tally, key)
-                arr[...] = np.asarray(t[key], np.int64).reshape(arr.shape)
+            tally.load_state_dict(t)
         elif "tally_counts" in state:
             tally.counts[...] = np.asarray(state["tally_counts"], np.int64).reshape(tally.counts.shape)
     except (KeyError, TypeError, ValueError) as exc:
@@ -202,11 +187,7 @@ def run(argv=None, t0: float | None = None) -> int:
 
     tally = trainer.Tally.zeros(net.arch.n_layers)
     _restore_tally(tally, state, plan.source)
-    partial = state.get("partial") or {}
-    progress = trainer.TrainingState(
-        epochs=epochs or 0, epoch=start_epoch, batch=start_batch, wrong=int(partial.get("wrong", 0)),
-        loss=float(partial.get("loss", 0.0)), seen=int(partial.get("seen", 0)),
-        train_seconds=float(state.get("train_seconds", 0.0)), history=list(state.get("history", [])))
+    progress = trainer.TrainingState.from_state_dict(state, epochs=epochs or 0)
     history = progress.history
     health = HealthMonitor.from_state(state.get("health"))
     best = BestTracker(record=state.get("best"))
@@ -223,12 +204,17 @@ def run(argv=None, t0: float | None = None) -> int:
             f"update {net.updates}")
 
     def training_state() -> dict:
-        st = progress
-        return {"epoch": st.epoch, "batch": st.batch, "epochs": epochs,
+        """The checkpoint's ``training``: the loop's position, the run's data, the counts.
+
+        State a new callback needs on ``--resume`` is one more key here, read back
+        from ``state`` (the checkpoint's ``training``) where the callback is made.
+        """
+        pos = progress.state_dict()
+        pos["epochs"] = epochs
+        return {**{k: pos[k] for k in ("epoch", "batch", "epochs")},
                 "dataset": dataset_name, "train_samples": n_train_given, "test_samples": n_test,
-                "history": history, "partial": {"wrong": st.wrong, "loss": st.loss, "seen": st.seen},
-                "train_seconds": round(st.train_seconds, 6),
-                "tally_counts": tally.counts.ravel().tolist(), "tally": _tally_to_dict(tally),
+                **{k: pos[k] for k in ("history", "partial", "train_seconds")},
+                "tally_counts": tally.counts.ravel().tolist(), "tally": tally.state_dict(),
                 "lr_schedule": plan.schedule.as_dict(), "val_split": plan.val_split,
                 "weight_headroom": plan.headroom, "health": health.state(), "best": best.record}
 

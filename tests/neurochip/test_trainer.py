@@ -99,3 +99,20 @@ def test_print_progress(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("epoch 1/1: train error ") and "test error" in err[0]
     assert np.isfinite(float(err[0].split("test error ")[1].split("%")[0]))
+
+
+def test_api_run_saved_and_continued_is_exact(tmp_path):
+    """nc.train 2 epochs == nc.train 1 epoch, TrainingRun.save, nc.load_run, 1 more epoch."""
+    import neurochip as nc
+    data = nc.load_dataset("digits").subset(60, 20)
+    ref = nc.Network.from_preset("digits", t1=6, t2=2, batch_size=10, seed=4)
+    net = ref.copy()
+    full = nc.train(ref, data, epochs=2)
+    first = nc.train(net, data, epochs=1)
+    first.save(str(tmp_path / "run.npz"))
+    again = nc.load_run(str(tmp_path / "run.npz"))
+    assert again.state.epoch == 1 and again.tally.updates == first.tally.updates == 6
+    rest = nc.train(again.net, data, epochs=2, state=again.state, tally=again.tally)
+    assert rest.net.weights_sha256() == ref.weights_sha256()
+    assert np.array_equal(rest.tally.counts, full.tally.counts)
+    assert [h["train_loss"] for h in rest.history] == [h["train_loss"] for h in full.history]
