@@ -1,4 +1,5 @@
 """The integer core: learning, determinism, thread independence, checkpoints, CLI."""
+import dataclasses
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from neurochip.data import load_digits
 from neurochip.network import Architecture, Hyper, Network, get_preset
 from neurochip.trainer import Tally, make_backend, mse_loss, train_step
 
+from tests.helpers import digits_inputs as _digits
 from tests.paths import ROOT  # noqa: E402
 
 
@@ -186,3 +188,36 @@ def test_cli_save_then_load(tmp_path):
     a, b = json.loads(out1.read_text()), json.loads(out2.read_text())
     assert a["weights_sha256"] == b["weights_sha256"]
     assert a["test_error"] == b["test_error"]
+
+
+# ---------------------------------------------------------- determinism
+def _trajectory(preset: str, pool: str, steps=2):
+    p = get_preset(preset)
+    net = Network.create(p.arch, dataclasses.replace(p.hyper, pool=pool, batch_size=10, t1=24, t2=8),
+                         p.widths, seed=11)
+    be = make_backend(net)
+    x, y = _digits(10 * steps)
+    out = []
+    for i in range(steps):
+        res = be.run(x[10 * i:10 * i + 10], y[10 * i:10 * i + 10], train=True)
+        out += [res.traces, res.pool_idx, res.s_free, res.counts]
+        stats = train_step(be, net, x[10 * i:10 * i + 10], y[10 * i:10 * i + 10]).stats
+        out += [stats.weight_writes, stats.weight_saturations, stats.bias_saturations]
+    return net.weights_sha256(), out
+
+@pytest.mark.parametrize("preset,pool", [("digits-2c", "avg"), ("digits-2c", "max")])
+def test_identical_integers_across_repeats_and_thread_counts(preset, pool):
+    import numba
+    before = numba.get_num_threads()
+    counts = [1, min(2, numba.config.NUMBA_NUM_THREADS), min(2, numba.config.NUMBA_NUM_THREADS)]
+    runs = []
+    try:
+        for n in counts:
+            numba.set_num_threads(n)
+            runs.append(_trajectory(preset, pool))
+    finally:
+        numba.set_num_threads(before)
+    sha0, arrays0 = runs[0]
+    for sha, arrays in runs[1:]:
+        assert sha == sha0
+        assert all(np.array_equal(a, b) for a, b in zip(arrays0, arrays))

@@ -116,3 +116,11 @@ def test_api_run_saved_and_continued_is_exact(tmp_path):
     assert rest.net.weights_sha256() == ref.weights_sha256()
     assert np.array_equal(rest.tally.counts, full.tally.counts)
     assert [h["train_loss"] for h in rest.history] == [h["train_loss"] for h in full.history]
+
+
+def test_epoch_order_is_a_pure_function():
+    a = trainer.epoch_order(7, 3, 500)
+    assert np.array_equal(a, trainer.epoch_order(7, 3, 500))
+    assert not np.array_equal(a, trainer.epoch_order(7, 4, 500)) and \
+        not np.array_equal(a, trainer.epoch_order(8, 3, 500))
+    assert np.array_equal(np.sort(a), np.arange(500))
