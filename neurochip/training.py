@@ -75,6 +75,13 @@ def _backend(net: Network, backend, options: dict):
     return make_backend(net, backend, **options) if isinstance(backend, str) else backend
 
 
+def _release(backend, made_here: bool) -> None:
+    """Stop the live processes of a backend made here by name (Lava); it restarts on next use."""
+    close = getattr(backend, "close", None)
+    if made_here and callable(close):
+        close()
+
+
 def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", callbacks=(),
           evaluate_on: tuple[np.ndarray, np.ndarray] | None = None,
           state: trainer.TrainingState | None = None, tally: trainer.Tally | None = None,
@@ -100,9 +107,12 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
     test = None
     if evaluate_on is not None:
         test = (data.quantised(np.asarray(evaluate_on[0]), sbits), np.asarray(evaluate_on[1]))
-    st = trainer.fit(be, net, data.quantised(data.train_x, sbits), data.train_y, epochs, test=test,
-                     test_name="val", tally=tally, callbacks=callbacks, state=state,
-                     lr_schedule=lr_schedule)
+    try:
+        st = trainer.fit(be, net, data.quantised(data.train_x, sbits), data.train_y, epochs,
+                         test=test, test_name="val", tally=tally, callbacks=callbacks, state=state,
+                         lr_schedule=lr_schedule)
+    finally:
+        _release(be, isinstance(backend, str))
     return TrainingRun(net, st, tally, be)
 
 
@@ -128,8 +138,11 @@ def evaluate(net: Network, data: Dataset, split: str = "test", *, backend="numba
         raise DataError(f"split must be 'test' or 'train', got {split!r}")
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     be = _backend(net, backend, backend_options)
-    err, loss = trainer.evaluate(be, net, data.quantised(x, net.widths.state_bits), y,
-                                 batch_size=batch_size, tally=tally)
+    try:
+        err, loss = trainer.evaluate(be, net, data.quantised(x, net.widths.state_bits), y,
+                                     batch_size=batch_size, tally=tally)
+    finally:
+        _release(be, isinstance(backend, str))
     return Evaluation(err, loss)
 
 

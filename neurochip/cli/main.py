@@ -132,7 +132,17 @@ def _interrupt_path() -> str:
 # ------------------------------------------------------------------- main
 def run(argv=None, t0: float | None = None) -> int:
     """The command; ``t0`` is the ``perf_counter`` time the command started."""
-    t0 = time.perf_counter() if t0 is None else t0
+    opened: list = []
+    try:
+        return _run(argv, time.perf_counter() if t0 is None else t0, opened)
+    finally:
+        for backend in opened:    # a backend with live processes (Lava) must not outlive the command
+            close = getattr(backend, "close", None)
+            if callable(close):
+                close()
+
+
+def _run(argv, t0: float, opened: list) -> int:
     _STATUS.update(checkpoint=None, updates=None)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -181,6 +191,7 @@ def run(argv=None, t0: float | None = None) -> int:
         except (ImportError, RuntimeError, ValueError, AssertionError, TypeError) as exc:
             first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
             raise UserError(f"--backend {args.backend} --device {args.device}: {first}") from None
+        opened.append(be)        # closed when the command ends (run())
         return DebugBackend(be, the_net) if debug else be
 
     backend = make_backend(net)
