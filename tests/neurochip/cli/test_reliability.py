@@ -24,7 +24,7 @@ from hypothesis import given
 
 from neurochip.checkpoint import load_checkpoint, save_checkpoint
 
-from tests.helpers import reap as _reap, wait_for as _wait
+from tests.helpers import saturating_network as _saturating_network, reap as _reap, wait_for as _wait
 from tests.paths import ROOT
 # 240 samples / batch 20 = 12 updates per epoch, 24 in all
 COMMON = ["--epochs", "2", "--train-samples", "240", "--test-samples", "40", "--quiet"]
