@@ -19,8 +19,8 @@ step, and it reproduces the integer core's free-phase spikes **exactly**
   ``k-1`` is a functional op (``conv_transpose2d`` / ``matmul``), which
   NeuroBench does not hook, as in :mod:`neurochip.budget.neurobench`;
 * :class:`EPNeuronLayer` (an snnTorch ``SpikingNeuron``) runs the EP neuron
-  rules of docs/numerics.md §5 on int64 state, calling the ops of
-  :mod:`neurochip.numerics` (no rule rewritten); its ``bias`` is a float32
+  rules of docs/numerics.md §5 on int64 state, calling the update sequence of
+  :mod:`neurochip.neuron` (no rule or step rewritten); its ``bias`` is a float32
   parameter holding the integer biases; its ``mem`` is the ``(s, dec)`` pair
   packed into one int64 per neuron (``s * 2**24 + dec + 2**23``), so
   NeuroBench's ``MembraneUpdates`` counts a neuron when ``s`` or ``dec``
@@ -46,11 +46,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from neurochip import numerics as nx
+from neurochip import neuron
 from neurochip.errors import UserError
 from neurochip.network import Network
+from neurochip.neuron import EncoderState, NeuronState
 
-from . import ops
+steps_ = neuron.pure     # the neuron's update sequence (neurochip.neuron), on tensors
 
 I64 = torch.int64
 FLOAT32_EXACT = 2 ** 24
@@ -79,9 +80,9 @@ def input_spike_train(net: Network, x_fp, steps: int | None = None) -> torch.Ten
     psi = torch.zeros_like(x)
     prev = torch.zeros_like(x)
     out = torch.zeros((x.shape[0], steps) + tuple(x.shape[1:]), dtype=torch.float32)
+    dyn = neuron.dynamics(k)
     for t in range(1, steps):
-        p, q = ops.encoder_step(psi, x, prev, k.lam_q, k.thr_lam, k.one_lam)
-        psi, prev = ops.saturate(p, nx.REG_MIN, nx.REG_MAX), x
+        q, (psi, prev), _ = steps_.encode_step(x, EncoderState(psi, prev), dyn)
         out[:, t] = q.to(torch.float32)
     return out
 
@@ -117,8 +118,7 @@ def _make_neuron_class():
             k = net.constants()
             lc = k.layers[layer - 1]
             self.layer, self.shape = layer, tuple(shape)
-            self.consts = (lc.sh_fwd, lc.fb_mult, lc.sh_fb, lc.sh_out, k.lam_q, k.eps_q, k.one,
-                           k.thr_lam, k.one_lam)
+            self.align, self.dyn = neuron.alignment(lc), neuron.dynamics(k)
             b = torch.as_tensor(np.asarray(net.biases_q[layer - 1], np.float32))
             self.bias = nn.Parameter(b, requires_grad=False)
             self.reset_state()
@@ -131,20 +131,18 @@ def _make_neuron_class():
             return torch.zeros((bsz,) + self.shape, dtype=I64)
 
         def forward(self, u_fwd: torch.Tensor, u_fb: torch.Tensor):
-            sh_fwd, fb_mult, sh_fb, sh_out, lam_q, eps_q, one, thr_lam, one_lam = self.consts
             bsz = u_fwd.shape[0]
             if self.s is None:
                 self.s, self.dec, self.psi, self.enc_prev = (self._zeros(bsz) for _ in range(4))
             bias = self.bias.detach().to(I64)
             if len(self.shape) == 3:
                 bias = bias.view(-1, 1, 1)
-            inp = ops.saturate(ops.align_input(u_fwd.to(I64), u_fb.to(I64), sh_fwd, fb_mult,
-                                               sh_fb, sh_out), nx.REG_MIN, nx.REG_MAX)
-            dec = ops.saturate(ops.decoder_step(self.dec, inp, lam_q), nx.REG_MIN, nx.REG_MAX)
-            s = ops.state_step(self.s, dec + bias, eps_q, one)
-            psi, q = ops.encoder_step(self.psi, s, self.enc_prev, lam_q, thr_lam, one_lam)
-            self.psi = ops.saturate(psi, nx.REG_MIN, nx.REG_MAX)
-            self.enc_prev, self.s, self.dec = s, s, dec
+            # the free phase (no nudge) of neurochip.neuron's one update sequence
+            (s, dec), _, _ = steps_.neuron_step(u_fwd.to(I64), u_fb.to(I64), bias, 0, 0,
+                                                NeuronState(self.s, self.dec), self.align, self.dyn)
+            q, (self.psi, self.enc_prev), _ = steps_.encode_step(
+                s, EncoderState(self.psi, self.enc_prev), self.dyn)
+            self.s, self.dec = s, dec
             self.mem = (s << MEM_SHIFT) + (dec + DEC_OFFSET)     # a new tensor every call
             return q.to(torch.float32), self.mem
 
