@@ -256,9 +256,10 @@ def _run(argv, t0: float, opened: list) -> int:
                             "--trace-bits or --lrs") from None
         except KeyboardInterrupt:
             last = _STATUS["checkpoint"]
-            print("aborted: stopped in the middle of a minibatch, nothing saved now; " +
-                  (f"the last checkpoint is {last} (update {_STATUS['updates']}); continue with "
-                   f"--resume {last}" if last else "no checkpoint was written"), file=sys.stderr)
+            # its own line, whatever write (a progress bar's) the second signal cut short
+            sys.stderr.write("\naborted: stopped in the middle of a minibatch, nothing saved now; " +
+                             (f"the last checkpoint is {last} (update {_STATUS['updates']}); continue "
+                              f"with --resume {last}" if last else "no checkpoint was written") + "\n")
             return EXIT_INTERRUPTED
         finally:
             stop.uninstall(handlers)
