@@ -250,7 +250,7 @@ class Callback:
 
 
 def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int, *,
-        test: tuple[np.ndarray, np.ndarray] | None = None, test_name: str = "test",
+        test: tuple[np.ndarray, np.ndarray] | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None, lr_schedule=None,
         tally: Tally | None = None, callbacks=(), state: TrainingState | None = None,
         clock=None) -> TrainingState:
@@ -260,9 +260,8 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
     ----------
     x_fp, labels : int64 ``(N, N0)`` quantised pixels and int ``(N,)`` labels.
     test : optional ``(x_fp, labels)`` evaluated (free phase) after every epoch;
-        its error and loss go into the epoch's history record as
-        ``{test_name}_error`` and ``{test_name}_loss`` (the CLI: ``test``; :func:`neurochip.train`:
-        ``val``, for a validation split).
+        its error and loss go into the epoch's history record as ``test_error``
+        and ``test_loss`` (the CLI's per-epoch figure; never for choices).
     validation : optional ``(x_fp, labels)`` of a validation split carved from the
         training set, evaluated after every epoch before ``test`` (``val_error``,
         ``val_loss`` in the record), for choices and best-on-validation weights.
@@ -274,7 +273,8 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
     clock : seconds counter (default ``time.perf_counter``).
 
     Each history record holds ``epoch`` (1-based), ``train_error_on_the_fly``,
-    ``train_loss``, with ``test``: ``test_error``, ``test_loss`` (``test_name``), and
+    ``train_loss``, with ``validation``: ``val_error``, ``val_loss``, with ``test``:
+    ``test_error``, ``test_loss``, and
     ``seconds``.  Returns the final state (``stopped`` when a callback stopped it).
     """
     import time
@@ -316,8 +316,7 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
                 record["val_error"], record["val_loss"] = evaluate(backend, net, validation[0],
                                                                    validation[1])
             if test is not None:
-                err, loss = evaluate(backend, net, test[0], test[1])
-                record[f"{test_name}_error"], record[f"{test_name}_loss"] = err, loss
+                record["test_error"], record["test_loss"] = evaluate(backend, net, test[0], test[1])
             record["seconds"] = round(clock() - t_epoch, 3)
             st.history.append(record)
             st.epoch, st.batch = epoch + 1, 0

@@ -104,12 +104,12 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
     be = _backend(net, backend, backend_options)
     sbits = net.widths.state_bits
     tally = tally if tally is not None else trainer.Tally.zeros(net.arch.n_layers)
-    test = None
+    validation = None
     if evaluate_on is not None:
-        test = (data.quantised(np.asarray(evaluate_on[0]), sbits), np.asarray(evaluate_on[1]))
+        validation = (data.quantised(np.asarray(evaluate_on[0]), sbits), np.asarray(evaluate_on[1]))
     try:
         st = trainer.fit(be, net, data.quantised(data.train_x, sbits), data.train_y, epochs,
-                         test=test, test_name="val", tally=tally, callbacks=callbacks, state=state,
+                         validation=validation, tally=tally, callbacks=callbacks, state=state,
                          lr_schedule=lr_schedule)
     finally:
         _release(be, isinstance(backend, str))
