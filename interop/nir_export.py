@@ -52,6 +52,7 @@ import numpy as np
 from neurochip.atomic import atomic_path
 from neurochip.errors import UserError
 from neurochip.network import Network
+from neurochip.pooling import fused_kernel
 
 FORMAT = "neurochip-nir"
 VERSION = 1
@@ -78,14 +79,12 @@ def _fused_matrix_t(net: Network, l: int) -> np.ndarray:
     dst = tuple(arch.state_shapes()[l - 1])
     ci, h, wd = src
     co, hp, wp = dst
-    k, p = spec.kernel, spec.padding
-    kern = np.zeros((co, ci, k + 1, k + 1), np.int64)
-    for m in (0, 1):
-        for n in (0, 1):
-            kern[:, :, m:m + k, n:n + k] += w
+    p = spec.padding
+    kern = fused_kernel(w)                 # (Co, Ci, K+1, K+1)
+    side = kern.shape[-1]
     mt = np.zeros((ci, h, wd, co, hp, wp), np.int64)
-    for a in range(k + 1):                 # pooled (r, c) reads input (2r + a - P, 2c + b - P)
-        for b in range(k + 1):
+    for a in range(side):                  # pooled (r, c) reads input (2r + a - P, 2c + b - P)
+        for b in range(side):
             for r in range(hp):
                 y = 2 * r + a - p
                 if not 0 <= y < h:

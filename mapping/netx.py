@@ -38,6 +38,7 @@ import numpy as np
 
 from neurochip import numerics as nx
 from neurochip.network import Network
+from neurochip.pooling import fused_kernel, kernel_side
 
 NEURON_TYPE = "CUBA"        # netx: Lava LIF (LIFReset with a reset interval)
 I_DECAY = 4096              # netx passes du = iDecay - 1 = 4095: no synaptic memory
@@ -102,10 +103,7 @@ def netx_layers(net: Network) -> list[NetxLayer]:
     for l, spec in enumerate(arch.layers, start=1):
         w = np.asarray(net.weights_q[l - 1], np.int64)
         if spec.kind == "conv":
-            kern = np.zeros(w.shape[:2] + (spec.kernel + 1,) * 2, np.int64)
-            for m in (0, 1):                       # conv then 2x2 sum = the fused kernel
-                for n in (0, 1):
-                    kern[:, :, m:m + spec.kernel, n:n + spec.kernel] += w
+            kern = fused_kernel(w)                 # conv then 2x2 sum = one stride-2 kernel
             unit = int(net.weight_exp[l - 1]) + k.layers[l - 1].pool_shift
         else:
             kern = w
@@ -158,7 +156,7 @@ def netx_entries(net: Network) -> dict:
                     p + "ep_layer": l, p + "dropped_weight_bits": nl.dropped_bits})
         if spec.kind == "conv":
             out.update({p + "type": _s10("conv"), p + "inChannels": shapes[l - 1][0],
-                        p + "outChannels": spec.channels, p + "kernelSize": _pair(spec.kernel + 1),
+                        p + "outChannels": spec.channels, p + "kernelSize": _pair(kernel_side(spec.kernel, is_max=False)),
                         p + "stride": _pair(2), p + "padding": _pair(spec.padding),
                         p + "dilation": _pair(1), p + "groups": 1})
         else:

@@ -51,6 +51,7 @@ from neurochip.errors import UserError
 from neurochip.network import Network
 from neurochip.neuron import EncoderState, NeuronState
 
+from neurochip.pooling import fused_kernel
 steps_ = neuron.pure     # the neuron's update sequence (neurochip.neuron), on tensors
 
 I64 = torch.int64
@@ -92,15 +93,6 @@ def _sum_pool2(u: torch.Tensor) -> torch.Tensor:
     b, c, h, w = u.shape
     hp, wp = h // 2, w // 2
     return u[:, :, :2 * hp, :2 * wp].reshape(b, c, hp, 2, wp, 2).sum(dim=(3, 5))
-
-
-def _fused(w: torch.Tensor) -> torch.Tensor:
-    co, ci, k, _ = w.shape
-    wf = torch.zeros((co, ci, k + 1, k + 1), dtype=w.dtype)
-    for m in (0, 1):
-        for n in (0, 1):
-            wf[:, :, m:m + k, n:n + k] += w
-    return wf
 
 
 def _make_neuron_class():
@@ -204,7 +196,7 @@ class TorchEPNet(nn.Module):
         if self.kinds[l - 1] == "fc":
             return (q.reshape(q.shape[0], -1) @ w).reshape((q.shape[0],) + shape_in)
         pad = self.synapses[l - 1].padding[0]
-        full = F.conv_transpose2d(q, _fused(w), stride=2)
+        full = F.conv_transpose2d(q, fused_kernel(w), stride=2)
         _, h, wd = shape_in
         fh, fw = full.shape[-2:]
         if fh < pad + h or fw < pad + wd:
