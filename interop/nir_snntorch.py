@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from neurochip.errors import UserError
+from neurochip.errors import ArgumentParser, UserError, command
 
 
 def import_snntorch(path: str):
@@ -81,50 +81,35 @@ def run_snntorch(module, spikes) -> np.ndarray:
     return counts.numpy().astype(np.int64)
 
 
+@command
 def main(argv=None) -> int:
+    """``python -m interop.nir_snntorch NET.nir``: snnTorch's accuracy next to the core's."""
+    from neurochip.compare import prediction_lines
     from neurochip.core import CoreNet
-    from neurochip.errors import ArgumentParser
+    from neurochip.data import add_test_image_flags, load_test_images
+    from reference.torch_port import input_spike_train
+    from .nir_export import load_network_from_nir
     p = ArgumentParser(prog="python -m interop.nir_snntorch",
                        description="Read a NIR export into snnTorch and compare its class "
                                    "predictions on test images with the integer core's.")
     p.add_argument("path", help="NIR file written by --export-nir")
-    p.add_argument("--dataset", help="digits | mnist | fashion-mnist (default: from the input shape)")
-    p.add_argument("--data-dir", help="folder with the IDX .gz files")
-    p.add_argument("--samples", type=int, default=None, help="test images, from the first (default all)")
+    add_test_image_flags(p)
     p.add_argument("--batch", type=int, default=500, help="images per snnTorch batch")
-    try:
-        args = p.parse_args(argv)
-        from neurochip.data import load_dataset
-        from .nir_export import load_network_from_nir
-        from reference.torch_port import input_spike_train
-        net = load_network_from_nir(args.path)
-        graph, module = import_snntorch(args.path)
-        dataset = args.dataset or ("digits" if tuple(net.arch.input_shape[1:]) == (8, 8)
-                                   else "mnist")
-        d = load_dataset(dataset, args.data_dir)
-        n = len(d.test_y) if args.samples is None else args.samples
-        if not 1 <= n <= len(d.test_y) or args.batch < 1:
-            raise UserError(f"--samples must be in 1..{len(d.test_y)} and --batch positive")
-        x = d.quantised(d.test_x[:n], net.widths.state_bits)
-        y = np.asarray(d.test_y[:n], np.int64)
-        core_pred = CoreNet(net).run(x, train=False).predictions
-        counts = []
-        for i in range(0, n, args.batch):
-            train = input_spike_train(net, x[i:i + args.batch], net.hyper.t1 + 1)[:, 1:]
-            counts.append(run_snntorch(module, train))
-        counts = np.concatenate(counts)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    pred = np.argmax(counts, axis=1)
-    silent = int((counts.sum(axis=1) == 0).sum())
-    print(f"{net.arch}  {dataset} test[0:{n}]  weights {net.weights_sha256()[:16]}  "
+    args = p.parse_args(argv)
+    if args.batch < 1:
+        raise UserError(f"--batch must be a positive integer, got {args.batch}")
+    net = load_network_from_nir(args.path)
+    graph, module = import_snntorch(args.path)
+    x, y, dataset = load_test_images(net, args.dataset, args.data_dir, args.samples)
+    core_pred = CoreNet(net).run(x, train=False).predictions
+    counts = np.concatenate([
+        run_snntorch(module, input_spike_train(net, x[i:i + args.batch], net.hyper.t1 + 1)[:, 1:])
+        for i in range(0, len(y), args.batch)])
+    print(f"{net.arch}  {dataset} test[0:{len(y)}]  weights {net.weights_sha256()[:16]}  "
           f"{len(graph.nodes)} NIR nodes, {len(graph.edges)} edges "
           f"({sum(1 for a, _ in graph.edges if a.startswith('fb'))} feedback)")
-    print(f"  core (exact EP network, free phase):   test error {100 * (core_pred != y).mean():.2f} %")
-    print(f"  snnTorch from NIR (LIF approximation): test error {100 * (pred != y).mean():.2f} % "
-          f"(argmax of output spike counts; {silent} images without an output spike)")
-    print(f"  same prediction: {100 * (pred == core_pred).mean():.2f} % of the images")
+    print("\n".join(prediction_lines("snnTorch from NIR (LIF approximation)", counts,
+                                      core_pred, y)))
     return 0
 
 

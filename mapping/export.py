@@ -35,7 +35,7 @@ import numpy as np
 
 from neurochip.atomic import atomic_path
 from neurochip.checkpoint import network_meta, network_spec
-from neurochip.errors import UserError
+from neurochip.errors import ArgumentParser, UserError, command
 from neurochip.network import Network
 
 from . import layout as lay
@@ -212,22 +212,19 @@ def load_lava(path: str, **build_kwargs):
     return LavaNet(load_network(path), **build_kwargs)
 
 
+@command
 def main(argv=None) -> int:
-    from neurochip.errors import ArgumentParser
+    """``python -m mapping.export CKPT NET.h5``: write a checkpoint's network for Lava."""
+    from neurochip.checkpoint import load_checkpoint
     p = ArgumentParser(prog="python -m mapping.export",
-                                description="Export a neurochip checkpoint for Lava (HDF5, netx "
-                                            "key names plus the EP groups).")
+                       description="Export a neurochip checkpoint for Lava (HDF5, netx "
+                                   "key names plus the EP groups).")
     p.add_argument("checkpoint", help="checkpoint written by python -m neurochip.run --save")
     p.add_argument("path", help="HDF5 file to write")
-    try:
-        args = p.parse_args(argv)
-        from neurochip.checkpoint import load_checkpoint
-        net, _ = load_checkpoint(args.checkpoint)
-        export_lava(net, args.path)
-        back = load_network(args.path)
-    except (UserError, lay.MappingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    args = p.parse_args(argv)
+    net, _ = load_checkpoint(args.checkpoint)
+    export_lava(net, args.path)
+    back = load_network(args.path)
     print(f"wrote {args.path}: {net.arch}, {net.arch.n_layers} layers + input, "
           f"weights sha256 {back.weights_sha256()[:16]} (verified on reading back)")
     return 0

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurochip import numerics as nx
+from neurochip.errors import ArgumentParser, UserError, command
 from neurochip.network import Network
 from neurochip.pooling import fused_kernel, kernel_side
 
@@ -156,7 +157,8 @@ def netx_entries(net: Network) -> dict:
                     p + "ep_layer": l, p + "dropped_weight_bits": nl.dropped_bits})
         if spec.kind == "conv":
             out.update({p + "type": _s10("conv"), p + "inChannels": shapes[l - 1][0],
-                        p + "outChannels": spec.channels, p + "kernelSize": _pair(kernel_side(spec.kernel, is_max=False)),
+                        p + "outChannels": spec.channels,
+                        p + "kernelSize": _pair(kernel_side(spec.kernel, is_max=False)),
                         p + "stride": _pair(2), p + "padding": _pair(spec.padding),
                         p + "dilation": _pair(1), p + "groups": 1})
         else:
@@ -246,52 +248,36 @@ def run_netx(path: str, spikes: np.ndarray, input_shape: tuple) -> np.ndarray:
     return out
 
 
+@command
 def main(argv=None) -> int:
     """``python -m mapping.netx NET.h5``: netx accuracy next to the core's on the same images."""
-    import sys
     import time
 
+    from neurochip.compare import prediction_lines
     from neurochip.core import CoreNet
-    from neurochip.errors import ArgumentParser, UserError
+    from neurochip.data import add_test_image_flags, load_test_images
+    from .export import load_network
     p = ArgumentParser(prog="python -m mapping.netx",
                        description="Run the netx part of a Lava export (lava-dl netx, Lava CPU "
                                    "fixed_pt) on test images; print its accuracy next to the "
                                    "exact EP network's (the integer core) on the same images.")
     p.add_argument("path", help="HDF5 file written by --export-lava / mapping.export")
-    p.add_argument("--dataset", help="digits | mnist | fashion-mnist (default: from the input shape)")
-    p.add_argument("--data-dir", help="folder with the IDX .gz files")
-    p.add_argument("--samples", type=int, default=None, help="test images, from the first (default all)")
+    add_test_image_flags(p)
     p.add_argument("--chunk", type=int, default=500, help="images per Lava run")
-    try:
-        args = p.parse_args(argv)
-        from neurochip.data import load_dataset
-        from .export import load_network
-        net = load_network(args.path)
-        dataset = args.dataset or ("digits" if tuple(net.arch.input_shape[1:]) == (8, 8)
-                                   else "mnist")
-        d = load_dataset(dataset, args.data_dir)
-        n = len(d.test_y) if args.samples is None else args.samples
-        if not 1 <= n <= len(d.test_y) or args.chunk < 1:
-            raise UserError(f"--samples must be in 1..{len(d.test_y)} and --chunk positive")
-        x = d.quantised(d.test_x[:n], net.widths.state_bits)
-        y = np.asarray(d.test_y[:n], np.int64)
-        t0 = time.perf_counter()
-        core_pred = CoreNet(net).run(x, train=False).predictions
-        counts = np.concatenate([
-            run_netx(args.path, input_spikes(net, x[i:i + args.chunk]), net.arch.input_shape)
-            for i in range(0, n, args.chunk)])
-        secs = time.perf_counter() - t0
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    netx_pred = np.argmax(counts, axis=1)
-    silent = int((counts.sum(axis=1) == 0).sum())
-    print(f"{net.arch}  {dataset} test[0:{n}]  weights {net.weights_sha256()[:16]}  "
+    args = p.parse_args(argv)
+    if args.chunk < 1:
+        raise UserError(f"--chunk must be a positive integer, got {args.chunk}")
+    net = load_network(args.path)
+    x, y, dataset = load_test_images(net, args.dataset, args.data_dir, args.samples)
+    t0 = time.perf_counter()
+    core_pred = CoreNet(net).run(x, train=False).predictions
+    counts = np.concatenate([
+        run_netx(args.path, input_spikes(net, x[i:i + args.chunk]), net.arch.input_shape)
+        for i in range(0, len(y), args.chunk)])
+    secs = time.perf_counter() - t0
+    print(f"{net.arch}  {dataset} test[0:{len(y)}]  weights {net.weights_sha256()[:16]}  "
           f"T1={net.hyper.t1}  {secs:.1f} s")
-    print(f"  core (exact EP network, free phase):  test error {100 * (core_pred != y).mean():.2f} %")
-    print(f"  netx part in Lava (feed-forward IF):  test error {100 * (netx_pred != y).mean():.2f} % "
-          f"(argmax of output spike counts; {silent} images without an output spike)")
-    print(f"  same prediction: {100 * (netx_pred == core_pred).mean():.2f} % of the images")
+    print("\n".join(prediction_lines("netx part in Lava (feed-forward IF)", counts, core_pred, y)))
     return 0
 
 

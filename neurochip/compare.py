@@ -7,6 +7,8 @@ differences are counted: :func:`count_differing` (exact equality, elementwise),
 :func:`diff_batches` (every integer of two :class:`~neurochip.core.BatchResult`
 s of the same batch, keyed ``(layer, phase, column)``).  ``reference.check``
 and ``mapping.compare`` present these counts; they do not count on their own.
+Approximations (netx, NIR in snnTorch) are compared by class prediction
+instead: :func:`prediction_lines`.
 """
 from __future__ import annotations
 
@@ -110,3 +112,31 @@ def diff_batches(tally: DiffTally, net, layout, ref, other, train: bool,
             tally.add((l, p, "counts"), ref.counts[:, p, l], other.counts[:, p, l])
     tally.add(("all", "s_free"), ref.s_free, other.s_free)
     tally.add(("all", "predictions"), ref.predictions, other.predictions)
+
+
+#: how the exact network is named next to an approximation's predictions
+CORE_LABEL = "core (exact EP network, free phase)"
+
+
+def prediction_lines(name: str, counts, core_predictions, labels) -> list[str]:
+    """An approximation's class predictions next to the exact core's, as report lines.
+
+    ``counts``: the approximation's output spike counts ``(N, classes)`` (its
+    prediction is the first maximum); ``core_predictions`` and ``labels``:
+    ``(N,)`` integers for the same images.  Three lines: the core's test
+    error, the approximation's (and how many images had no output spike),
+    and the share of images on which both predict the same class (%).
+    """
+    counts = np.asarray(counts)
+    core_predictions = np.asarray(core_predictions)
+    labels = np.asarray(labels)
+    pred = np.argmax(counts, axis=1)
+    silent = int((counts.sum(axis=1) == 0).sum())
+    width = max(len(CORE_LABEL), len(name)) + 1
+
+    def error(p) -> str:
+        return f"test error {100 * (p != labels).mean():.2f} %"
+    return [f"  {CORE_LABEL + ':':<{width}}  {error(core_predictions)}",
+            f"  {name + ':':<{width}}  {error(pred)} "
+            f"(argmax of output spike counts; {silent} images without an output spike)",
+            f"  same prediction: {100 * (pred == core_predictions).mean():.2f} % of the images"]

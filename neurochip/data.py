@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .dataset import Dataset
-from .errors import DataError
+from .errors import DataError, UserError
 from .idx import load_idx_dataset
 
 DATASETS = ("digits", "mnist", "fashion-mnist")
@@ -33,3 +33,40 @@ def load_dataset(name: str, data_dir: str | None = None, download: bool = False)
     if name in ("mnist", "fashion-mnist"):
         return load_idx_dataset(name, data_dir, download=download)
     raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+
+
+def default_dataset(input_shape) -> str:
+    """The dataset a network with input shape ``(C, H, W)`` reads when none is named.
+
+    8x8 images are scikit-learn's digits; any other size is taken as MNIST.
+    """
+    return "digits" if tuple(input_shape[1:]) == (8, 8) else "mnist"
+
+
+def add_test_image_flags(parser) -> None:
+    """``--dataset``, ``--data-dir`` and ``--samples``: the flags of a command that reads
+    test images with :func:`load_test_images` (``parser``: an argparse parser)."""
+    parser.add_argument("--dataset",
+                        help="digits | mnist | fashion-mnist (default: from the input shape)")
+    parser.add_argument("--data-dir", help="folder with the IDX .gz files")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="test images, from the first (default all)")
+
+
+def load_test_images(net, dataset: str | None = None, data_dir: str | None = None,
+                     samples: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """The first ``samples`` test images of ``dataset`` as ``net`` reads them.
+
+    Returns ``(x_fp, labels, dataset)``: ``x_fp`` int64 ``(N, C*H*W)`` pixels
+    quantised to ``net.widths.state_bits``, ``labels`` int64 ``(N,)`` and the
+    dataset's name (default: :func:`default_dataset` of the net's input shape).
+    ``samples`` None: every test image; outside ``1..len(test)``: a UserError.
+    """
+    dataset = dataset or default_dataset(net.arch.input_shape)
+    d = load_dataset(dataset, data_dir)
+    n = len(d.test_y) if samples is None else samples
+    if not 1 <= n <= len(d.test_y):
+        raise UserError(f"--samples must be in 1..{len(d.test_y)} (the test images of "
+                        f"{dataset}), got {n}")
+    return (d.quantised(d.test_x[:n], net.widths.state_bits),
+            np.asarray(d.test_y[:n], np.int64), dataset)

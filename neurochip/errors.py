@@ -1,5 +1,7 @@
 """Errors a user can cause; the CLI turns each into one line and exit code 2."""
 import argparse
+import functools
+import sys
 
 
 class UserError(Exception):
@@ -24,3 +26,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(message)
+
+
+def command(main):
+    """Decorate a command's ``main(argv=None) -> int``: a :class:`UserError` it
+    raises becomes one line ``error: ...`` on stderr and exit code 2 (no traceback)."""
+    @functools.wraps(main)
+    def run(argv=None) -> int:
+        try:
+            return main(argv)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return run

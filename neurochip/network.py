@@ -470,7 +470,12 @@ class Preset:
     about: str = ""
 
 
+PAPER_ARCH = "1x28x28:c128k3-c256k3-f512-f10"     # the paper's 2C2FC (MNIST and Fashion-MNIST)
 PAPER_LRS = (0.25, 0.15, 0.1, 0.08)
+# the CPU-sized network of the mnist-small and fmnist-small presets (the same for both datasets)
+SMALL_ARCH = "1x28x28:c16k5-c32k3-f10"
+SMALL_HYPER = Hyper(beta=0.5, epsilon=0.5, lam=0.5, alpha=0.5, theta=0.5, t1=40, t2=10,
+                    lrs=(0.2, 0.15, 0.08), batch_size=20)
 
 PRESETS: dict[str, Preset] = {
     "digits": Preset(
@@ -490,23 +495,19 @@ PRESETS: dict[str, Preset] = {
               lrs=(0.1, 0.1, 0.05), batch_size=20),
         dataset="digits", epochs=10, about="two conv layers on the 8x8 digits (tests, ablation)"),
     "mnist-small": Preset(
-        "1x28x28:c16k5-c32k3-f10",
-        Hyper(beta=0.5, epsilon=0.5, lam=0.5, alpha=0.5, theta=0.5, t1=40, t2=10,
-              lrs=(0.2, 0.15, 0.08), batch_size=20),
+        SMALL_ARCH, SMALL_HYPER,
         dataset="mnist", epochs=5, about="CPU-sized 2-conv MNIST network (~13 ms per training sample)"),
     "fmnist-small": Preset(
-        "1x28x28:c16k5-c32k3-f10",
-        Hyper(beta=0.5, epsilon=0.5, lam=0.5, alpha=0.5, theta=0.5, t1=40, t2=10,
-              lrs=(0.2, 0.15, 0.08), batch_size=20),
+        SMALL_ARCH, SMALL_HYPER,
         dataset="fashion-mnist", epochs=5, about="CPU-sized 2-conv Fashion-MNIST network"),
     "paper-mnist": Preset(
-        "1x28x28:c128k3-c256k3-f512-f10",
+        PAPER_ARCH,
         Hyper(beta=0.9, epsilon=0.1, lam=0.6, alpha=0.6, theta=0.5, t1=250, t2=50,
               lrs=PAPER_LRS, batch_size=125),
         dataset="mnist", epochs=250,
         about="the paper's 2C2FC, Table I read as H2 (eps 0.1, beta 0.9, lambda 0.6)"),
     "paper-fmnist": Preset(
-        "1x28x28:c128k3-c256k3-f512-f10",
+        PAPER_ARCH,
         Hyper(beta=1.0, epsilon=0.2, lam=0.6, alpha=0.6, theta=0.5, t1=350, t2=50,
               lrs=PAPER_LRS, batch_size=125),
         dataset="fashion-mnist", epochs=250,

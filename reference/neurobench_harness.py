@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from neurochip.errors import UserError
+from neurochip.errors import ArgumentParser, UserError, command
 from neurochip.network import Network
 
 from .torch_port import input_spike_train, to_torch
@@ -73,8 +73,10 @@ def _flat(d: dict) -> dict:
     return out
 
 
+@command
 def main(argv=None) -> int:
-    from neurochip.errors import ArgumentParser
+    """``python -m reference.neurobench_harness``: NeuroBench's figures next to ours."""
+    from neurochip.data import load_test_images
     from neurochip.network import get_preset
     p = ArgumentParser(prog="python -m reference.neurobench_harness",
                        description="NeuroBench's own Benchmark on to_torch(net) next to "
@@ -84,30 +86,20 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=100, help="test images (from the first)")
     p.add_argument("--data-dir", help="IDX folder for MNIST presets")
     p.add_argument("--batch-size", type=int, default=10)
-    try:
-        args = p.parse_args(argv)
-        if args.samples < 1 or args.batch_size < 1:
-            raise UserError("--samples and --batch-size must be positive integers")
-        from neurochip.data import load_dataset
-        if args.checkpoint:
-            from neurochip.checkpoint import load_checkpoint
-            net, training = load_checkpoint(args.checkpoint)
-            dataset = (training or {}).get("dataset") or (
-                "digits" if net.arch.input_shape[1:] == (8, 8) else "mnist")
-        else:
-            pre = get_preset(args.preset)
-            net = Network.create(pre.arch, pre.hyper, pre.widths, seed=0, preset=args.preset)
-            dataset = pre.dataset
-        d = load_dataset(dataset, args.data_dir)
-        if args.samples > len(d.test_y):
-            raise UserError(f"--samples {args.samples} exceeds the {len(d.test_y)} test images")
-        x = d.quantised(d.test_x[:args.samples], net.widths.state_bits)
-        y = np.asarray(d.test_y[:args.samples], np.int64)
-        theirs = _flat(run_neurobench(net, x, y, args.batch_size))
-        mine = _flat(ours(net, x, y))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    args = p.parse_args(argv)
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.checkpoint:
+        from neurochip.checkpoint import load_checkpoint
+        net, training = load_checkpoint(args.checkpoint)
+        dataset = (training or {}).get("dataset")       # None: from the input shape
+    else:
+        pre = get_preset(args.preset)
+        net = Network.create(pre.arch, pre.hyper, pre.widths, seed=0, preset=args.preset)
+        dataset = pre.dataset
+    x, y, dataset = load_test_images(net, dataset, args.data_dir, args.samples)
+    theirs = _flat(run_neurobench(net, x, y, args.batch_size))
+    mine = _flat(ours(net, x, y))
     print(f"{net.arch}  {dataset} test[0:{args.samples}]  weights {net.weights_sha256()[:16]}")
     print(f"{'metric':32s} {'NeuroBench':>18s} {'neurochip.budget':>18s}")
     for k in theirs:

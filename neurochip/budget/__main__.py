@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 
+from ..data import default_dataset
 from ..errors import ArgumentParser, UserError
 from ..network import Architecture, Network, get_preset
 from . import chips as chp
@@ -87,7 +88,8 @@ def _network(args) -> tuple[Network, str]:
                    if v is not None}
         if changes:
             net = dataclasses.replace(net, hyper=dataclasses.replace(h, **changes))
-        dataset = args.dataset or (training or {}).get("dataset") or _guess_dataset(net)
+        dataset = (args.dataset or (training or {}).get("dataset")
+                   or default_dataset(net.arch.input_shape))
         return net, dataset
     name = args.preset or "digits"
     pre = get_preset(name)
@@ -105,10 +107,6 @@ def _network(args) -> tuple[Network, str]:
     w = dataclasses.replace(w, **wch)
     net = Network.create(arch, h, w, seed=args.seed, preset=name)
     return net, args.dataset or pre.dataset
-
-
-def _guess_dataset(net: Network) -> str:
-    return "digits" if net.arch.input_shape[1:] == (8, 8) else "mnist"
 
 
 def _samples(net: Network, dataset: str, index: int, count: int,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from neurochip.backend import NumbaBackend
-from neurochip.compare import DiffTally, count_differing, diff_batches, n_differ
+from neurochip.compare import DiffTally, count_differing, diff_batches, n_differ, prediction_lines
 from neurochip.data import load_digits
 from neurochip.network import Network, get_preset
 
@@ -63,3 +63,19 @@ def test_one_changed_integer_is_found_where_it_is(recorded, field, index, column
     diff_batches(t, net, be.core.layout, res, other, True, be.core.pool_offs)
     assert t.differing() == 1
     assert [k for k, v in t.diff.items() if v] [0][-1] == column
+
+
+def test_prediction_lines_counts_errors_agreement_and_silent_images():
+    counts = np.array([[0, 3, 1], [2, 2, 0], [0, 0, 0], [1, 0, 4]])   # first max: 1, 0, 0, 2
+    core = np.array([1, 1, 0, 2])
+    labels = np.array([1, 0, 2, 2])
+    core_line, approx_line, same_line = prediction_lines("approx", counts, core, labels)
+    assert core_line.startswith("  core (exact EP network, free phase):")
+    assert core_line.endswith("test error 50.00 %")                 # core wrong on images 1, 2
+    assert approx_line.startswith("  approx:") and "test error 25.00 %" in approx_line
+    assert approx_line.endswith("(argmax of output spike counts; 1 images without an output spike)")
+    assert same_line == "  same prediction: 75.00 % of the images"
+    # both labels end at the same column, whichever name is longer
+    long_name = prediction_lines("x" * 60, counts, core, labels)
+    assert long_name[0].index("test error") == long_name[1].index("test error")
+    assert core_line.index("test error") == approx_line.index("test error")
