@@ -14,10 +14,12 @@ import platform
 import sys
 import time
 
-from neurochip.errors import ArgumentParser, UserError
+from neurochip.atomic import atomic_write_text
+from neurochip.errors import ArgumentParser, command
 
 
 
+@command
 def main(argv=None) -> int:
     p = ArgumentParser(prog="python -m mapping.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="digits")
@@ -29,11 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=5, help="core timings: best of this many")
     p.add_argument("--json", default=None)
-    try:
-        args = p.parse_args(argv)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    args = p.parse_args(argv)
 
     from neurochip.core import CoreNet
     from neurochip.data import load_dataset
@@ -91,8 +89,7 @@ def main(argv=None) -> int:
     print(f"  core  {core_one:8.4f} ms/step one sample at a time ({lava_ms / core_one:.0f}x), "
           f"{core_batch:.4f} ms per sample-step in a batch of {n - 1}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+        atomic_write_text(args.json, json.dumps(out, indent=2))
     return 0
 
 

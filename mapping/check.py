@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from neurochip.errors import ArgumentParser, UserError
+from neurochip.atomic import atomic_write_text
+from neurochip.errors import ArgumentParser, command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,12 +99,9 @@ def core_ms_per_step(core, x, labels, train: bool, repeats: int = 3) -> float:
     return 1e3 * best
 
 
+@command
 def main(argv=None) -> int:
-    try:
-        return _main(build_parser().parse_args(argv))
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return _main(build_parser().parse_args(argv))
 
 
 def _main(args) -> int:
@@ -219,8 +217,7 @@ def _main(args) -> int:
         lava.close()
     figures["differing_integers"] = total
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(figures, fh, indent=2)
+        atomic_write_text(args.json, json.dumps(figures, indent=2))
     print(f"differing integers: {total}")
     return 0 if total == 0 else 1
 

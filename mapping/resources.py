@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 from neurochip.budget import chips as chp
 from neurochip.budget import fit as bfit
-from neurochip.errors import UserError
+from neurochip.errors import UserError, command
 from neurochip.network import Network
 
 from . import layout as lay
@@ -211,10 +211,9 @@ def check_resources(network: Network, profile: Profile | str = "loihi", *,
     return ResourceReport(prof, layers, total, chips, binding, err_msgs, notes, fit["storage"])
 
 
+@command
 def main(argv=None) -> int:
     """``python -m mapping.resources [--preset P | --load CKPT] [--profile loihi|loihi2]``."""
-    import sys
-
     from neurochip.errors import ArgumentParser
     p = ArgumentParser(prog="python -m mapping.resources",
                                 description="Loihi / Loihi 2 per-core resources of a network")
@@ -225,22 +224,18 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="all", choices=("all",) + tuple(PROFILES))
     p.add_argument("--synapses", default=MAPPED.key, choices=tuple(dict.fromkeys(bfit.storage_names() + (MAPPED.key,))),
                    help="synapse storage model (default: as the Lava mapping builds them)")
-    try:
-        args = p.parse_args(argv)
-        if args.load:
-            from neurochip.checkpoint import load_checkpoint
-            net, _ = load_checkpoint(args.load)
-        else:
-            import dataclasses as dc
-            from neurochip.network import get_preset
-            pre = get_preset(args.preset)
-            widths = pre.widths if args.bits is None else dc.replace(pre.widths,
-                                                                     weight_bits=args.bits)
-            net = Network.create(args.arch or pre.arch, pre.hyper if args.arch is None else None,
-                                 widths, seed=0)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    args = p.parse_args(argv)
+    if args.load:
+        from neurochip.checkpoint import load_checkpoint
+        net, _ = load_checkpoint(args.load)
+    else:
+        import dataclasses as dc
+        from neurochip.network import get_preset
+        pre = get_preset(args.preset)
+        widths = pre.widths if args.bits is None else dc.replace(pre.widths,
+                                                                 weight_bits=args.bits)
+        net = Network.create(args.arch or pre.arch, pre.hyper if args.arch is None else None,
+                             widths, seed=0)
     rc = 0
     for name in (PROFILES if args.profile == "all" else (args.profile,)):
         try:

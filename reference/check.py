@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 
 from neurochip.compare import SIM_COLUMNS, DiffTally, diff_batches
-from neurochip.errors import UserError
+from neurochip.errors import command
 from neurochip.kinds import PHASES
 
 LEARN_COLUMNS = ("G", "Gb", "weights", "biases", "stats")
@@ -162,13 +162,9 @@ def build_parser():
     return p
 
 
+@command
 def main(argv=None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-        return run_check(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run_check(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

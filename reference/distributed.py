@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 
+from neurochip.atomic import atomic_write_text
 from neurochip.errors import UserError
 
 
@@ -122,9 +123,7 @@ def main(argv=None) -> int:
                 dist.destroy_process_group()
         if rank == 0:
             if args.out:
-                with open(args.out + ".tmp", "w") as fh:
-                    json.dump(result, fh, indent=1)
-                os.replace(args.out + ".tmp", args.out)
+                atomic_write_text(args.out, json.dumps(result, indent=1))
             print(f"weights_sha256 {result['weights_sha256']}")
         return 0
     except UserError as exc:

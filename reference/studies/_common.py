@@ -9,6 +9,8 @@ import time
 import numpy as np
 import torch
 
+from neurochip.atomic import atomic_write_text
+
 FIGURES = os.path.relpath(os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "docs", "figures")))
 # the shared data folder beside the checkout (holds mnist/ and fashion-mnist/)
@@ -86,9 +88,7 @@ def write_json(path: str, obj) -> None:
         if isinstance(o, np.ndarray):
             return o.tolist()
         raise TypeError(type(o))
-    with open(path, "w") as fh:
-        json.dump(obj, fh, indent=1, default=default)
-        fh.write("\n")
+    atomic_write_text(path, json.dumps(obj, indent=1, default=default) + "\n")
 
 
 def fmt(v: float, nd: int = 3) -> str:
