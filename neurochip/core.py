@@ -54,6 +54,10 @@ KIND_INPUT, KIND_CONV, KIND_FC = 0, 1, 2
 (C_ONE, C_BETA, C_EPS, C_LAM, C_THR_LAM, C_ONE_LAM, C_TRACE_MAX, C_STATE_BITS, C_T1, C_T2,
  C_NPHASES, C_NCONST) = range(12)
 
+# the spikes of one conv-map position are added as a group (_add_group) when the
+# map has at least this many channels; with fewer, groups are mostly single
+# spikes and the grouping costs more than it saves (measured, docs/speed.md)
+GROUP_MIN_CHANNELS = 32
 
 
 # ---------------------------------------------------------------- layout
@@ -75,6 +79,7 @@ class CoreLayout:
     plan: np.ndarray = None    # int64 (n_all, 4): forward scatter runs of every neuron
     w_dtype: type = np.int32   # weight tables: int16 when every entry fits
     acc_dtype: type = np.int64  # synaptic accumulators: int32 when no sum can overflow it
+    lane_dtype: type = np.int64  # stored neuron registers (s, dec, psi, bias): int32 when they fit
 
     @staticmethod
     def build(net: Network) -> "CoreLayout":
@@ -141,7 +146,7 @@ class CoreLayout:
         w_dtype, acc_dtype = _table_dtypes(meta, net.widths.weight_bits)
         plan = _scatter_plan(meta, coords, int(sum(sizes)))
         return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm,
-                          coords, plan, w_dtype, acc_dtype)
+                          coords, plan, w_dtype, acc_dtype, _lane_dtype(net.widths))
 
     def to_internal(self, layer: int, canonical: np.ndarray) -> np.ndarray:
         """``(..., N_l)`` canonical -> internal order."""
@@ -190,6 +195,20 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
     w_dtype = np.int16 if entry_max <= (1 << 15) else np.int32
     acc_dtype = np.int32 if acc_max < (1 << 31) else np.int64
     return w_dtype, acc_dtype
+
+
+def _lane_dtype(widths) -> type:
+    """Narrowest exact dtype in which the neuron registers are *stored*.
+
+    The stored values are the state ``s`` and the encoder memory (in
+    ``[0, ONE]``, ``ONE = 2**state_bits``), the decoder and the encoder
+    residue (saturated to ``REG_BITS``-bit registers) and the bias
+    (``bias_bits`` signed).  int32 holds them all when each width is at most
+    31 bits; the arithmetic between loads and stores stays int64 (products
+    such as ``lam_q * (in - dec)`` need more than 32 bits).
+    """
+    widest = max(nx.REG_BITS, widths.state_bits + 2, widths.bias_bits)
+    return np.int32 if widest <= 31 else np.int64
 
 
 def pack_index_maps(net: Network, layout: CoreLayout) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -294,8 +313,8 @@ def _inverse(perm: np.ndarray) -> np.ndarray:
 
 
 def neuron_biases(net: Network, layout: CoreLayout) -> np.ndarray:
-    """Bias of every neuron (int64, flat internal order; 0 for the input)."""
-    bias = np.zeros(layout.n_all, np.int64)
+    """Bias of every neuron (``layout.lane_dtype``, flat internal order; 0 for the input)."""
+    bias = np.zeros(layout.n_all, layout.lane_dtype)
     for l in range(1, len(layout.meta)):
         row = layout.meta[l]
         b = net.biases_q[l - 1].astype(np.int64)
@@ -376,12 +395,64 @@ def _add_run(acc, dst, w, src, n):
 
 
 @njit(cache=True, inline="always")
+def _add_runs2(acc, dst, w, s1, s2, n):
+    """``acc[dst:dst+n] += w[s1:s1+n] + w[s2:s2+n]``: two runs, one pass over ``acc``."""
+    a = acc[dst:dst + n]
+    b1, b2 = w[s1:s1 + n], w[s2:s2 + n]
+    for t in range(n):
+        a[t] += b1[t] + b2[t]
+
+
+@njit(cache=True, inline="always")
+def _add_runs4(acc, dst, w, s1, s2, s3, s4, n):
+    """``acc[dst:dst+n] +=`` the sum of four runs of ``w``: one pass over ``acc``."""
+    a = acc[dst:dst + n]
+    b1, b2, b3, b4 = w[s1:s1 + n], w[s2:s2 + n], w[s3:s3 + n], w[s4:s4 + n]
+    for t in range(n):
+        a[t] += (b1[t] + b2[t]) + (b3[t] + b4[t])
+
+
+@njit(cache=True, inline="always")
+def _add_group(acc, dst, d_step, w, srcs, g, s_step, nr, n):
+    """Add ``g`` sources that share their targets: ``nr`` rows of ``n`` weights.
+
+    Row ``r`` of source ``q`` is ``w[srcs[q] + r*s_step:][:n]``, added at
+    ``acc[dst + r*d_step:][:n]``.  The spikes of one neuron position (and all
+    spikes into an FC layer) share their targets, so their runs are summed
+    four at a time before the accumulator is read and written: a quarter of
+    the accumulator traffic, which bounds a one-run scatter.  Exact: every
+    partial sum is a sum of table entries that reach the same accumulator in
+    the same step, so :func:`_table_dtypes`' bound on the accumulator holds
+    for it too (the arithmetic is that of the accumulator dtype or wider).
+    """
+    q = 0
+    while q + 4 <= g:
+        s1, s2, s3, s4 = srcs[q], srcs[q + 1], srcs[q + 2], srcs[q + 3]
+        for r in range(nr):
+            o = r * s_step
+            _add_runs4(acc, dst + r * d_step, w, s1 + o, s2 + o, s3 + o, s4 + o, n)
+        q += 4
+    if q + 2 <= g:
+        s1, s2 = srcs[q], srcs[q + 1]
+        for r in range(nr):
+            _add_runs2(acc, dst + r * d_step, w, s1 + r * s_step, s2 + r * s_step, n)
+        q += 2
+    if q < g:
+        s1 = srcs[q]
+        for r in range(nr):
+            _add_run(acc, dst + r * d_step, w, s1 + r * s_step, n)
+
+
+@njit(cache=True, inline="always")
 def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
-                     pool_off):
+                     pool_off, srcs):
     """Add the forward weights of layer l-1's spikes into layer l; returns events.
 
     Only spiking neurons cost work; the loops visit only the kernel taps that
-    land inside the target map (no per-tap bounds tests).
+    land inside the target map (no per-tap bounds tests).  The spikes of one
+    source position (consecutive in the index list, channel-last layout)
+    reach the same targets and are added as one group (:func:`_add_group`);
+    ``srcs`` is int64 scratch of at least the largest layer's size.
     """
     row = meta[l]
     in_off, off = row[M_IN_OFF], row[M_OFF]
@@ -390,25 +461,42 @@ def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc
     wf = row[M_WF_OFF]
     if row[M_KIND] == KIND_FC:
         for k in range(n_spk):
-            _add_run(u_fwd, off, w_fwd, wf + (spk_idx[in_off + k] - in_off) * cout, cout)
+            srcs[k] = wf + (spk_idx[in_off + k] - in_off) * cout
+        _add_group(u_fwd, off, 0, w_fwd, srcs, n_spk, 0, 1, cout)
         return n_spk * cout
     pad, kf, hout, wout = row[M_PAD], row[M_KF], row[M_H], row[M_W]
+    cin = row[M_CIN]
     taps = 0
     if row[M_IS_MAX] == 0:
         # fused (K+1)^2 kernel, stride 2: one run per kernel row a (rows a step 2)
         s_step = 2 * kf * cout
         d_step = wout * cout
-        for k in range(n_spk):
+        if cin < GROUP_MIN_CHANNELS:
+            for k in range(n_spk):
+                j = spk_idx[in_off + k]
+                nr = plan[j, 3]
+                run = plan[j, 2]
+                src = wf + plan[j, 0]
+                dst = off + plan[j, 1]
+                taps += nr * run
+                for r in range(nr):
+                    _add_run(u_fwd, dst, w_fwd, src, run)
+                    src += s_step
+                    dst -= d_step
+            return taps
+        k = 0
+        while k < n_spk:
             j = spk_idx[in_off + k]
+            pos_end = j - coords[j, 2] + cin      # first index of the next position
+            g = 0
+            while k + g < n_spk and spk_idx[in_off + k + g] < pos_end:
+                srcs[g] = wf + plan[spk_idx[in_off + k + g], 0]
+                g += 1
             nr = plan[j, 3]
             run = plan[j, 2]
-            src = wf + plan[j, 0]
-            dst = off + plan[j, 1]
-            taps += nr * run
-            for r in range(nr):
-                _add_run(u_fwd, dst, w_fwd, src, run)
-                src += s_step
-                dst -= d_step
+            taps += g * nr * run
+            _add_group(u_fwd, off + plan[j, 1], -d_step, w_fwd, srcs, g, s_step, nr, run)
+            k += g
         return taps
     # max-pool: full-resolution conv, then max over 2x2 with the first argmax
     n_pool = hout * wout * cout
@@ -419,27 +507,30 @@ def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc
     hc, wc = row[M_HC], row[M_WC]
     co_off = row[M_CACC_OFF]
     cacc[co_off:co_off + hc * wc * cout] = 0
-    for k in range(n_spk):
+    k = 0
+    while k < n_spk:
         j = spk_idx[in_off + k]
+        pos_end = j - coords[j, 2] + cin if cin >= GROUP_MIN_CHANNELS else j + 1
         yp = coords[j, 0] + pad
         xp = coords[j, 1] + pad
-        ci = coords[j, 2]
         a0 = max(0, yp - hc + 1)
         a1 = min(yp, kf - 1)
         b0 = max(0, xp - wc + 1)
         b1 = min(xp, kf - 1)
+        # taps stored with descending b: b1 .. b0 reach the columns xp-b1 .. xp-b0
+        src_b = (kf - 1 - b1) * cout
+        g = 0
+        while k + g < n_spk and spk_idx[in_off + k + g] < pos_end:
+            ci = coords[spk_idx[in_off + k + g], 2]
+            srcs[g] = wf + (ci * kf + a0) * kf * cout + src_b
+            g += 1
+        k += g
         if a1 < a0 or b1 < b0:
             continue
         nb = b1 - b0 + 1
-        taps += (a1 - a0 + 1) * nb
-        # taps stored with descending b: b1 .. b0 reach the columns xp-b1 .. xp-b0
-        src_b = (kf - 1 - b1) * cout
-        dst_b = (xp - b1) * cout
-        run = nb * cout
-        for a in range(a0, a1 + 1):
-            src = wf + (ci * kf + a) * kf * cout + src_b
-            dst = co_off + (yp - a) * wc * cout + dst_b
-            _add_run(cacc, dst, w_fwd, src, run)
+        taps += g * (a1 - a0 + 1) * nb
+        dst = co_off + (yp - a0) * wc * cout + (xp - b1) * cout
+        _add_group(cacc, dst, -wc * cout, w_fwd, srcs, g, kf * cout, a1 - a0 + 1, nb * cout)
     for i in range(hout):
         for jj in range(wout):
             c00 = co_off + ((2 * i) * wc + 2 * jj) * cout
@@ -469,8 +560,12 @@ def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc
 
 
 @njit(cache=True, inline="always")
-def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off):
-    """Add layer l's spikes through W_l^T into layer l-1's feedback input."""
+def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off, srcs):
+    """Add layer l's spikes through W_l^T into layer l-1's feedback input.
+
+    As in :func:`_scatter_forward`, spikes with the same targets (FC; the
+    channels of one position for avg-pool conv) are added as one group.
+    """
     row = meta[l]
     in_off, off = row[M_IN_OFF], row[M_OFF]
     n_spk = spk_cnt[l]
@@ -478,12 +573,36 @@ def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, p
     if row[M_KIND] == KIND_FC:
         nin = row[M_IN_SIZE]
         for k in range(n_spk):
-            _add_run(u_fb, in_off, w_fb, wb + (spk_idx[off + k] - off) * nin, nin)
+            srcs[k] = wb + (spk_idx[off + k] - off) * nin
+        _add_group(u_fb, in_off, 0, w_fb, srcs, n_spk, 0, 1, nin)
         return n_spk * nin
     cin, hin, win = row[M_CIN], row[M_HIN], row[M_WIN]
     pad, kf, wout, cout = row[M_PAD], row[M_KF], row[M_W], row[M_C]
     taps = 0
     is_max = row[M_IS_MAX]
+    if is_max == 0 and cout >= GROUP_MIN_CHANNELS:
+        k = 0
+        while k < n_spk:
+            g0 = spk_idx[off + k]
+            pos_end = g0 - coords[g0, 2] + cout
+            y0 = 2 * coords[g0, 0] - pad
+            x0 = 2 * coords[g0, 1] - pad
+            a0 = max(0, -y0)
+            a1 = min(kf, hin - y0)
+            b0 = max(0, -x0)
+            b1 = min(kf, win - x0)
+            g = 0
+            while k + g < n_spk and spk_idx[off + k + g] < pos_end:
+                o = coords[spk_idx[off + k + g], 2]
+                srcs[g] = wb + ((o * kf + a0) * kf + b0) * cin
+                g += 1
+            k += g
+            if a1 <= a0 or b1 <= b0:
+                continue
+            taps += g * (a1 - a0) * (b1 - b0)
+            dst = in_off + ((y0 + a0) * win + x0 + b0) * cin
+            _add_group(u_fb, dst, win * cin, w_fb, srcs, g, kf * cin, a1 - a0, (b1 - b0) * cin)
+        return taps * cin
     for k in range(n_spk):
         g = spk_idx[off + k]
         n = g - off
@@ -533,12 +652,12 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
         ub_[t] = 0
         inp_s = nx.saturate(inp, reg_lo, reg_hi)
         sat_in += inp_s != inp
-        d_old = dec_[t]
+        d_old = np.int64(dec_[t])
         d = nx.decoder_step(d_old, inp_s, lam_q)
         d_s = nx.saturate(d, reg_lo, reg_hi)
         sat_dec += d_s != d
-        s_old = s_[t]
-        drive = d_s + b_[t]
+        s_old = np.int64(s_[t])
+        drive = d_s + np.int64(b_[t])
         if beta_q != 0:
             target = one * (t == label)
             drive += nx.nudge_term(s_old, target, beta_q)
@@ -546,7 +665,8 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
         active += (s_new != s_old) | (d_s != d_old)
         dec_[t] = d_s
         s_[t] = s_new
-        p_s, q, sat = _encode(psi_[t], s_new, encp_[t], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
+        p_s, q, sat = _encode(np.int64(psi_[t]), s_new, np.int64(encp_[t]), lam_q, thr_lam,
+                              one_lam, reg_lo, reg_hi)
         sat_psi += sat
         psi_[t] = p_s
         encp_[t] = s_new
@@ -574,7 +694,7 @@ def _compact(qbuf, n_off, size, spk_idx):
 def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
                 s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                 snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                qbuf, nz, traces, phase_idx, s_free, counts, rec_spk, rec_state):
+                qbuf, nz, srcs, traces, phase_idx, s_free, counts, rec_spk, rec_state):
     n_layers = meta.shape[0] - 1
     n_all = s.shape[0]
     one = consts[C_ONE]
@@ -612,17 +732,18 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             for l in range(1, n_layers + 1):
                 counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
                     meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
-                    pool_offs[l])
+                    pool_offs[l], srcs)
             for l in range(2, n_layers + 1):
                 counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
-                    meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l])
+                    meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l], srcs)
             # 2.+3. neuron updates and encoders, layer by layer
             cnt = 0
             sat_psi = 0
             for k in range(n_nz):
                 n = nz[k]
                 a = s[n]
-                p_s, q, sat = _encode(psi[n], a, encp[n], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
+                p_s, q, sat = _encode(np.int64(psi[n]), np.int64(a), np.int64(encp[n]), lam_q,
+                                      thr_lam, one_lam, reg_lo, reg_hi)
                 sat_psi += sat
                 psi[n] = p_s
                 encp[n] = a
@@ -665,14 +786,14 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
         else:
             tmax, sbits = consts[C_TRACE_MAX], consts[C_STATE_BITS]
             for n in range(n_all):
-                traces[phase - 1, n] = nx.trace_latch(s[n], tmax, sbits)
+                traces[phase - 1, n] = nx.trace_latch(np.int64(s[n]), tmax, sbits)
             for t in range(pool_idx.shape[0]):
                 phase_idx[phase - 1, t] = pool_idx[t]
 
 
 @njit(cache=True, parallel=True)
 def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi,
-               u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
+               lane_proto, u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
                rec_state):
     n_batch = x_fp.shape[0]
     n_all = bias.shape[0]
@@ -680,31 +801,32 @@ def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_
     n0 = meta[0, M_SIZE]
     for b in prange(n_batch):
         # per-sample scratch, allocated once per sample (never per step)
-        s = np.zeros(n_all, np.int64)
-        dec = np.zeros(n_all, np.int64)
-        psi = np.zeros(n_all, np.int64)
-        encp = np.zeros(n_all, np.int64)
+        s = np.zeros_like(lane_proto)
+        dec = np.zeros_like(lane_proto)
+        psi = np.zeros_like(lane_proto)
+        encp = np.zeros_like(lane_proto)
         spk_idx = np.zeros(n_all, np.int32)
         spk_cnt = np.zeros(n_l1, np.int64)
         u_fwd = np.zeros_like(u_proto)
         u_fb = np.zeros_like(u_proto)
         cacc = np.zeros_like(c_proto)
         pool_idx = np.zeros(n_pool, np.int8)
-        snap_s = np.zeros(n_all, np.int64)
-        snap_dec = np.zeros(n_all, np.int64)
-        snap_psi = np.zeros(n_all, np.int64)
-        snap_encp = np.zeros(n_all, np.int64)
+        snap_s = np.zeros_like(lane_proto)
+        snap_dec = np.zeros_like(lane_proto)
+        snap_psi = np.zeros_like(lane_proto)
+        snap_encp = np.zeros_like(lane_proto)
         snap_idx = np.zeros(n_all, np.int32)
         snap_cnt = np.zeros(n_l1, np.int64)
-        qbuf = np.zeros(n_all, np.int64)
+        qbuf = np.zeros(n_all, np.int8)
         nz = np.zeros(n0, np.int64)
+        srcs = np.zeros(n_all, np.int64)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
         rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
         _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp[b], labels[b],
                     reg_lo, reg_hi,
                     s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                     snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                    qbuf, nz, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
+                    qbuf, nz, srcs, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
 
 
 # ---------------------------------------------------------------- host API
@@ -781,7 +903,8 @@ class CoreNet:
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
         _run_batch(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb, self.bias,
-                   x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
+                   x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.lane_dtype),
+                   np.zeros(lay.n_all, lay.acc_dtype),
                    np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces,
                    phase_idx, s_free, counts, rec_spk, rec_state)
         preds = np.argmax(s_free, axis=1)
