@@ -79,7 +79,6 @@ class CoreLayout:
     plan: np.ndarray = None    # int64 (n_all, 4): forward scatter runs of every neuron
     w_dtype: type = np.int32   # weight tables: int16 when every entry fits
     acc_dtype: type = np.int64  # synaptic accumulators: int32 when no sum can overflow it
-    lane_dtype: type = np.int64  # stored neuron registers (s, dec, psi, bias): int32 when they fit
 
     @staticmethod
     def build(net: Network) -> "CoreLayout":
@@ -146,7 +145,7 @@ class CoreLayout:
         w_dtype, acc_dtype = _table_dtypes(meta, net.widths.weight_bits)
         plan = _scatter_plan(meta, coords, int(sum(sizes)))
         return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm,
-                          coords, plan, w_dtype, acc_dtype, _lane_dtype(net.widths))
+                          coords, plan, w_dtype, acc_dtype)
 
     def to_internal(self, layer: int, canonical: np.ndarray) -> np.ndarray:
         """``(..., N_l)`` canonical -> internal order."""
@@ -195,20 +194,6 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
     w_dtype = np.int16 if entry_max <= (1 << 15) else np.int32
     acc_dtype = np.int32 if acc_max < (1 << 31) else np.int64
     return w_dtype, acc_dtype
-
-
-def _lane_dtype(widths) -> type:
-    """Narrowest exact dtype in which the neuron registers are *stored*.
-
-    The stored values are the state ``s`` and the encoder memory (in
-    ``[0, ONE]``, ``ONE = 2**state_bits``), the decoder and the encoder
-    residue (saturated to ``REG_BITS``-bit registers) and the bias
-    (``bias_bits`` signed).  int32 holds them all when each width is at most
-    31 bits; the arithmetic between loads and stores stays int64 (products
-    such as ``lam_q * (in - dec)`` need more than 32 bits).
-    """
-    widest = max(nx.REG_BITS, widths.state_bits + 2, widths.bias_bits)
-    return np.int32 if widest <= 31 else np.int64
 
 
 def pack_index_maps(net: Network, layout: CoreLayout) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -313,8 +298,8 @@ def _inverse(perm: np.ndarray) -> np.ndarray:
 
 
 def neuron_biases(net: Network, layout: CoreLayout) -> np.ndarray:
-    """Bias of every neuron (``layout.lane_dtype``, flat internal order; 0 for the input)."""
-    bias = np.zeros(layout.n_all, layout.lane_dtype)
+    """Bias of every neuron (int64, flat internal order; 0 for the input)."""
+    bias = np.zeros(layout.n_all, np.int64)
     for l in range(1, len(layout.meta)):
         row = layout.meta[l]
         b = net.biases_q[l - 1].astype(np.int64)
@@ -652,12 +637,12 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
         ub_[t] = 0
         inp_s = nx.saturate(inp, reg_lo, reg_hi)
         sat_in += inp_s != inp
-        d_old = np.int64(dec_[t])
+        d_old = dec_[t]
         d = nx.decoder_step(d_old, inp_s, lam_q)
         d_s = nx.saturate(d, reg_lo, reg_hi)
         sat_dec += d_s != d
-        s_old = np.int64(s_[t])
-        drive = d_s + np.int64(b_[t])
+        s_old = s_[t]
+        drive = d_s + b_[t]
         if beta_q != 0:
             target = one * (t == label)
             drive += nx.nudge_term(s_old, target, beta_q)
@@ -665,8 +650,7 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
         active += (s_new != s_old) | (d_s != d_old)
         dec_[t] = d_s
         s_[t] = s_new
-        p_s, q, sat = _encode(np.int64(psi_[t]), s_new, np.int64(encp_[t]), lam_q, thr_lam,
-                              one_lam, reg_lo, reg_hi)
+        p_s, q, sat = _encode(psi_[t], s_new, encp_[t], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
         sat_psi += sat
         psi_[t] = p_s
         encp_[t] = s_new
@@ -679,14 +663,29 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
 
 
 @njit(cache=True, inline="always")
-def _compact(qbuf, n_off, size, spk_idx):
-    """Indices of the spiking neurons of a layer into ``spk_idx[n_off:]``; their count."""
-    q_ = qbuf[n_off:n_off + size]
-    out = spk_idx[n_off:n_off + size]
+def _compact(qbuf, q_words, n_off, size, spk_idx):
+    """Indices of the spiking neurons of a layer into ``spk_idx[n_off:]``; their count.
+
+    ``q_words`` is ``qbuf`` (int8 0/1) viewed as uint64: eight neurons
+    without a spike are skipped with one test (most are silent).
+    """
     cnt = 0
-    for t in range(size):
-        out[cnt] = n_off + t
-        cnt += q_[t]
+    t = n_off
+    end = n_off + size
+    while t < end and (t & 7) != 0:
+        spk_idx[n_off + cnt] = t
+        cnt += qbuf[t]
+        t += 1
+    while t + 8 <= end:
+        if q_words[t >> 3] != 0:
+            for u in range(t, t + 8):
+                spk_idx[n_off + cnt] = u
+                cnt += qbuf[u]
+        t += 8
+    while t < end:
+        spk_idx[n_off + cnt] = t
+        cnt += qbuf[t]
+        t += 1
     return cnt
 
 
@@ -694,7 +693,7 @@ def _compact(qbuf, n_off, size, spk_idx):
 def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
                 s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                 snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                qbuf, nz, srcs, traces, phase_idx, s_free, counts, rec_spk, rec_state):
+                qbuf, q_words, nz, srcs, traces, phase_idx, s_free, counts, rec_spk, rec_state):
     n_layers = meta.shape[0] - 1
     n_all = s.shape[0]
     one = consts[C_ONE]
@@ -742,8 +741,7 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             for k in range(n_nz):
                 n = nz[k]
                 a = s[n]
-                p_s, q, sat = _encode(np.int64(psi[n]), np.int64(a), np.int64(encp[n]), lam_q,
-                                      thr_lam, one_lam, reg_lo, reg_hi)
+                p_s, q, sat = _encode(psi[n], a, encp[n], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
                 sat_psi += sat
                 psi[n] = p_s
                 encp[n] = a
@@ -757,7 +755,7 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
                 _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
                               lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi,
                               beta_q if l == n_layers else 0, label, counts[phase, l])
-                cnt = _compact(qbuf, off, size, spk_idx)
+                cnt = _compact(qbuf, q_words, off, size, spk_idx)
                 spk_cnt[l] = cnt
                 counts[phase, l, K_SPIKES] += cnt
             if recording:
@@ -786,14 +784,14 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
         else:
             tmax, sbits = consts[C_TRACE_MAX], consts[C_STATE_BITS]
             for n in range(n_all):
-                traces[phase - 1, n] = nx.trace_latch(np.int64(s[n]), tmax, sbits)
+                traces[phase - 1, n] = nx.trace_latch(s[n], tmax, sbits)
             for t in range(pool_idx.shape[0]):
                 phase_idx[phase - 1, t] = pool_idx[t]
 
 
 @njit(cache=True, parallel=True)
 def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi,
-               lane_proto, u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
+               u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
                rec_state):
     n_batch = x_fp.shape[0]
     n_all = bias.shape[0]
@@ -801,23 +799,24 @@ def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_
     n0 = meta[0, M_SIZE]
     for b in prange(n_batch):
         # per-sample scratch, allocated once per sample (never per step)
-        s = np.zeros_like(lane_proto)
-        dec = np.zeros_like(lane_proto)
-        psi = np.zeros_like(lane_proto)
-        encp = np.zeros_like(lane_proto)
+        s = np.zeros(n_all, np.int64)
+        dec = np.zeros(n_all, np.int64)
+        psi = np.zeros(n_all, np.int64)
+        encp = np.zeros(n_all, np.int64)
         spk_idx = np.zeros(n_all, np.int32)
         spk_cnt = np.zeros(n_l1, np.int64)
         u_fwd = np.zeros_like(u_proto)
         u_fb = np.zeros_like(u_proto)
         cacc = np.zeros_like(c_proto)
         pool_idx = np.zeros(n_pool, np.int8)
-        snap_s = np.zeros_like(lane_proto)
-        snap_dec = np.zeros_like(lane_proto)
-        snap_psi = np.zeros_like(lane_proto)
-        snap_encp = np.zeros_like(lane_proto)
+        snap_s = np.zeros(n_all, np.int64)
+        snap_dec = np.zeros(n_all, np.int64)
+        snap_psi = np.zeros(n_all, np.int64)
+        snap_encp = np.zeros(n_all, np.int64)
         snap_idx = np.zeros(n_all, np.int32)
         snap_cnt = np.zeros(n_l1, np.int64)
-        qbuf = np.zeros(n_all, np.int8)
+        qbuf = np.zeros((n_all + 7) // 8 * 8, np.int8)
+        q_words = qbuf.view(np.uint64)
         nz = np.zeros(n0, np.int64)
         srcs = np.zeros(n_all, np.int64)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
@@ -826,7 +825,7 @@ def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_
                     reg_lo, reg_hi,
                     s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
                     snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                    qbuf, nz, srcs, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
+                    qbuf, q_words, nz, srcs, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
 
 
 # ---------------------------------------------------------------- host API
@@ -903,8 +902,7 @@ class CoreNet:
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
         _run_batch(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb, self.bias,
-                   x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.lane_dtype),
-                   np.zeros(lay.n_all, lay.acc_dtype),
+                   x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
                    np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces,
                    phase_idx, s_free, counts, rec_spk, rec_state)
         preds = np.argmax(s_free, axis=1)
