@@ -188,7 +188,7 @@ class RealModel:
 
     def __init__(self, arch: Architecture | str, weights, biases, hyper: Hyper,
                  spiking: bool = True, dtype=torch.float64, device="cpu",
-                 surrogate: str = "st", clamp_grad: str = "exact"):
+                 surrogate: str = "st", clamp_grad: str = "exact", fused: bool | None = None):
         if isinstance(arch, str):
             arch = Architecture.parse(arch)
         self.arch = arch
@@ -211,12 +211,18 @@ class RealModel:
         self.conv_hw = [None] + [arch.conv_shape(i)[1:] if k == "conv" else None
                                  for i, k in enumerate(self.kinds)]
         self.updates = 0
+        # avg-pool conv edges as one stride-2 convolution with the (K+1)^2 kernel
+        # (the same sums in another order); by default for float32, the fast
+        # dtype, so that float64 runs keep their historical rounding exactly
+        self.fused = (dtype == torch.float32) if fused is None else bool(fused)
+        self._fused_cache: dict = {}
 
     # construction -------------------------------------------------------
     @classmethod
     def from_network(cls, net: Network, spiking: bool = True, weights: str = "network",
                      dtype=torch.float64, device="cpu", surrogate: str = "st",
-                     clamp_grad: str = "exact", **hyper_overrides) -> "RealModel":
+                     clamp_grad: str = "exact", fused: bool | None = None,
+                     **hyper_overrides) -> "RealModel":
         """The real-valued twin of ``net``.
 
         ``weights='network'``: ``net.real_weights()``/``real_biases()`` (the
@@ -234,11 +240,11 @@ class RealModel:
         else:
             raise ValueError(f"weights must be 'network' or 'float', got {weights!r}")
         return cls(net.arch, ws, bs, hyper, spiking=spiking, dtype=dtype, device=device,
-                   surrogate=surrogate, clamp_grad=clamp_grad)
+                   surrogate=surrogate, clamp_grad=clamp_grad, fused=fused)
 
     def copy(self, **kw) -> "RealModel":
         args = dict(spiking=self.spiking, dtype=self.dtype, device=self.device,
-                    surrogate=self.surrogate, clamp_grad=self.clamp_grad)
+                    surrogate=self.surrogate, clamp_grad=self.clamp_grad, fused=self.fused)
         hyper_kw = {k: kw.pop(k) for k in list(kw) if k in Hyper.__dataclass_fields__}
         args.update(kw)
         hyper = dataclasses.replace(self.hyper, **hyper_kw) if hyper_kw else self.hyper
@@ -282,14 +288,37 @@ class RealModel:
             prev = [None] * (self.L + 1)
         return State(s, dec, phi, prev, spk, [None] * (self.L + 1))
 
+    def _fused_kernel(self, W: torch.Tensor) -> torch.Tensor:
+        """``(C_out, C_in, K+1, K+1)``: ``Wf[a, b] = sum_{m, n in {0, 1}} W[a-m, b-n]``.
+
+        A convolution with ``W`` followed by a 2x2 *sum* pool equals one
+        stride-2 convolution with ``Wf``, at about a quarter of the
+        multiply-adds; its transpose likewise replaces the upsampled feedback.
+        Cached per weight version (``apply`` updates the weights in place);
+        recomputed for tensors that carry gradients (BPTT's leaves).
+        """
+        if W.requires_grad:
+            return (F.pad(W, (0, 1, 0, 1)) + F.pad(W, (1, 0, 0, 1))
+                    + F.pad(W, (0, 1, 1, 0)) + F.pad(W, (1, 0, 1, 0)))
+        key = id(W)
+        hit = self._fused_cache.get(key)
+        if hit is None or hit[0] is not W or hit[1] != W._version:
+            wf = (F.pad(W, (0, 1, 0, 1)) + F.pad(W, (1, 0, 0, 1))
+                  + F.pad(W, (0, 1, 1, 0)) + F.pad(W, (1, 0, 1, 0)))
+            hit = (W, W._version, wf)
+            self._fused_cache[key] = hit
+        return hit[2]
+
     def _forward(self, l: int, q: torch.Tensor, W: torch.Tensor):
         """Forward route into layer ``l`` (1-based) from layer ``l-1``'s emission."""
         i = l - 1
         if self.kinds[i] == "conv":
-            c = F.conv2d(q, W, padding=self.pads[i])
             if self.hyper.pool == "max":
+                c = F.conv2d(q, W, padding=self.pads[i])
                 return F.max_pool2d(c, 2, return_indices=True)
-            return F.avg_pool2d(c, 2), None
+            if self.fused:
+                return F.conv2d(q, self._fused_kernel(W), stride=2, padding=self.pads[i]) * 0.25, None
+            return F.avg_pool2d(F.conv2d(q, W, padding=self.pads[i]), 2), None
         return q.reshape(q.shape[0], -1) @ W.t(), None
 
     def _upsample(self, l: int, z: torch.Tensor, idx, scale: float) -> torch.Tensor:
@@ -306,7 +335,18 @@ class RealModel:
         i = l  # 0-based index of layer l+1
         if self.kinds[i] == "conv":
             both_avg = self.kinds[l - 1] == "conv" and self.hyper.pool == "avg"
-            up = self._upsample(l + 1, q_next, idx_next, self.hyper.alpha if both_avg else 1.0)
+            scale = self.hyper.alpha if both_avg else 1.0
+            if self.fused and self.hyper.pool == "avg":
+                # transpose of the fused stride-2 convolution; output_padding
+                # restores the rows/columns the floor of the pooling dropped
+                h, w = self.state_shapes[l][1:]
+                k, pad = W_next.shape[-1], self.pads[i]
+                hp, wp = q_next.shape[2:]
+                extra = (h - (2 * (hp - 1) - 2 * pad + k + 1), w - (2 * (wp - 1) - 2 * pad + k + 1))
+                out = F.conv_transpose2d(q_next, self._fused_kernel(W_next), stride=2,
+                                         padding=pad, output_padding=extra)
+                return out * scale if scale != 1.0 else out
+            up = self._upsample(l + 1, q_next, idx_next, scale)
             return F.conv_transpose2d(up, W_next, padding=self.pads[i])
         fb = q_next @ W_next
         return fb.reshape((q_next.shape[0],) + self.state_shapes[l])
