@@ -22,7 +22,7 @@ from numba import njit, prange
 from neurochip.core import (M_C, M_IN_OFF, M_KF, M_OFF, M_SIZE, M_W, M_WF_OFF, _add_run,
                             _scatter_forward)
 
-from .common import events, fmt_rate, load
+from .common import count_events, fmt_rate, load
 
 # not cache=True: these inline the core's kernels, and Numba would validate a cached
 # replay against this file only
@@ -108,7 +108,7 @@ def bench_ceiling(args) -> dict:
         t0 = time.perf_counter()
         res = core.run(x, y, train=True)
         whole.append(time.perf_counter() - t0)
-        ev_whole = events(res.counts)
+        ev_whole = count_events(res.counts)
     rec = core.run(x[:1], y[:1], train=True, record=True)
     idx, cnt = _spike_lists(core.layout, rec.rec_spikes[0])
     lay, l = core.layout, 2                 # layer 1 -> conv2: the densest edge

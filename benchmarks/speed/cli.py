@@ -15,10 +15,11 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from neurochip.atomic import atomic_write_text
 
 from .baseline import report_baseline
 from .ceiling import report_ceiling
@@ -122,7 +123,8 @@ def main(argv=None) -> int:
         "machine": {"date": datetime.date.today().isoformat(), "cpus": os.cpu_count(),
                     "numba_threads": args.threads, "python": platform.python_version(),
                     "numba": numba.__version__, "numpy": np.__version__,
-                    "load_average_before": load_before},
+                    "load_average_before": load_before,
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "")},
         "command": "python benchmarks/speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
     result["network"]["dense_ops_per_train_sample"] = dense_ops_per_sample(net0, True)
@@ -154,7 +156,7 @@ def main(argv=None) -> int:
     print(f"\nload average after: {result['machine']['load_average_after']}; "
           f"benchmark took {result['seconds']:.0f} s")
     if args.json:
-        write_json_atomic(args.json, result)
+        atomic_write_text(args.json, json.dumps(result, indent=2, default=float) + "\n")
     return 0
 
 
@@ -167,18 +169,3 @@ def summarise(result: dict) -> None:
     found = [(k, result[k]) for k in keys if k in result]
     if found:
         print("\nsummary: " + ", ".join(f"{k} = {v:.4g}" for k, v in found))
-
-
-def write_json_atomic(path: str, data: dict) -> None:
-    """Write ``data`` as JSON through a temporary file and a rename (never half a file)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".speed-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=2, default=float)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

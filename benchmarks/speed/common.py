@@ -74,7 +74,7 @@ def load_avg() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def events(counts: np.ndarray) -> int:
+def count_events(counts: np.ndarray) -> int:
     """Synaptic events (forward + feedback, all phases and layers) in a counts array."""
     from neurochip.core import K_EVENTS_FB, K_EVENTS_FWD
     return int(counts[..., K_EVENTS_FWD].sum() + counts[..., K_EVENTS_FB].sum())
@@ -92,7 +92,7 @@ class Timed:
         t0 = time.perf_counter()
         res = self.backend.run(*args, **kwargs)
         self.t_run += time.perf_counter() - t0
-        self.events += events(res.counts)
+        self.events += count_events(res.counts)
         return res
 
     def refresh(self):
@@ -122,7 +122,7 @@ def timed_train_step(tb: Timed, net, x, y) -> dict:
 def timed_inference(backend, x, y) -> dict:
     t0 = time.perf_counter()
     res = backend.run(x, y, train=False)
-    return {"total": time.perf_counter() - t0, "events": events(res.counts)}
+    return {"total": time.perf_counter() - t0, "events": count_events(res.counts)}
 
 
 def median(rows: list[dict], key: str) -> float:

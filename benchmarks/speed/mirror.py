@@ -71,7 +71,8 @@ def bench_core_vs_torch(net0, x, y, args) -> dict:
 
 
 def report_core_vs_torch(net0, x, y, args, result) -> None:
-    print("\n[1] one training sample / one inference: Numba core vs PyTorch reference (CPU)")
+    print("\n[1] exactness tool: Numba core vs the exact PyTorch mirror (dense, the same integers; "
+          "not what a user would run instead, see [0])")
     r1 = bench_core_vs_torch(net0, x, y, args)
     result["core_vs_torch"] = r1
     try:

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from .common import events
+from .common import count_events
 
 def _fit(e: np.ndarray, t: np.ndarray) -> dict:
     """Least squares ``t = a + b e`` (t in ms, e in events)."""
@@ -57,7 +57,7 @@ def bench_scaling(net0, x, y, args) -> dict:
             res = core.run(xi, y, train=True)
             cpu[name].append(time.thread_time() - c0)
             wall[name].append(time.perf_counter() - t0)
-            events[name] = events(res.counts)
+            events[name] = count_events(res.counts)
     # the natural variation: each sample of the minibatch alone
     single = CoreNet(net0)
     single.run(x[:1], y[:1], train=True)
@@ -68,7 +68,7 @@ def bench_scaling(net0, x, y, args) -> dict:
             c0 = time.thread_time()
             res = single.run(x[b:b + 1], y[b:b + 1], train=True)
             per[r, b] = time.thread_time() - c0
-            per_ev[b] = events(res.counts)
+            per_ev[b] = count_events(res.counts)
     numba.set_num_threads(args.threads)
     rows = []
     n = len(y)

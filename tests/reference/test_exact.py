@@ -106,6 +106,7 @@ def test_presets_exact(digits, preset, pool, bits):
     "1x8x8:c4k3p1-c6k2p1-f10",     # second conv drops a row/col (5x5 -> 2x2)
     "1x8x8:c3k2p2-c5k3-f7-f10",    # padding 2, floor drop twice, fc -> fc feedback
     "1x8x8:c4k4p2-f10",            # even kernel, 9x9 -> 4x4
+    "1x8x8:c32k3p1-c40k2p1-f36-f10",  # >= 32 channels: spikes of one position added as a group
 ])
 def test_padded_and_odd_convs_exact(digits, arch, pool):
     net = build_network(_args(preset="digits-2c", arch=arch, pool=pool, bits=8, t1=20, t2=6))

@@ -1,0 +1,1 @@
+"""Tests of benchmarks/ (mirrors the folder)."""

@@ -1,0 +1,56 @@
+"""The speed benchmark's headline, before/after and ceiling sections run and write their keys.
+
+No test asserts a time (the machines are shared): only that the sections run, that the
+figures the checks rely on are in ``--json`` and are positive, and that the event counts
+they divide are exact integers.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.paths import ROOT, SHARED
+
+MNIST = SHARED / "mnist"
+
+
+@pytest.mark.skipif(not (MNIST / "train-images-idx3-ubyte.gz").exists()
+                    and not (MNIST / "train-images-idx3-ubyte").exists(),
+                    reason="MNIST files not in ../shared/data/mnist")
+def test_headline_and_ceiling_keys(tmp_path):
+    out = tmp_path / "speed.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "speed.py"), "--quick",
+                        "--sections", "08", "--threads", "2", "--data-dir", str(MNIST),
+                        "--json", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=1500)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(out.read_text())
+    assert data["core_vs_float32_train_ratio"] > 0
+    row = data["headline"]["rows"][0]
+    assert row["preset"] == "mnist-small" and row["batch"] == 20
+    assert data["paper_events_per_s"] > 0 and data["scatter_ceiling_events_per_s"] > 0
+    c = data["ceiling"]
+    assert c["events_per_sample"] > c["edge_events_per_sample"] > 0
+    assert "Laborieux" in data["peer_quotes"]["source"]
+
+
+def test_baseline_revision_is_unpacked_whole(tmp_path):
+    """``--baseline REV`` builds the revision's own package, whatever today's layout is."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.speed.baseline import BASE_PACKAGE, build_revision
+    finally:
+        sys.path.remove(str(ROOT))
+    folder = build_revision("c0fb9bb")
+    pkg = os.path.join(folder, BASE_PACKAGE)
+    # c0fb9bb had core.py as one module; its own files, not today's, are there
+    assert os.path.isfile(os.path.join(pkg, "core.py"))
+    assert os.path.isfile(os.path.join(pkg, "run.py"))
+    assert not os.path.exists(os.path.join(pkg, "backend.py"))
+
+
+def test_bad_flag_is_one_line_exit_2():
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "speed.py"), "--rounds", "x"],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
