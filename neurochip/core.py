@@ -492,10 +492,32 @@ def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc
     hc, wc = row[M_HC], row[M_WC]
     co_off = row[M_CACC_OFF]
     cacc[co_off:co_off + hc * wc * cout] = 0
-    k = 0
+    if cin < GROUP_MIN_CHANNELS:
+        for k in range(n_spk):
+            j = spk_idx[in_off + k]
+            yp = coords[j, 0] + pad
+            xp = coords[j, 1] + pad
+            ci = coords[j, 2]
+            a0 = max(0, yp - hc + 1)
+            a1 = min(yp, kf - 1)
+            b0 = max(0, xp - wc + 1)
+            b1 = min(xp, kf - 1)
+            if a1 < a0 or b1 < b0:
+                continue
+            nb = b1 - b0 + 1
+            taps += (a1 - a0 + 1) * nb
+            # taps stored with descending b: b1 .. b0 reach the columns xp-b1 .. xp-b0
+            src_b = (kf - 1 - b1) * cout
+            dst_b = (xp - b1) * cout
+            run = nb * cout
+            for a in range(a0, a1 + 1):
+                src = wf + (ci * kf + a) * kf * cout + src_b
+                dst = co_off + (yp - a) * wc * cout + dst_b
+                _add_run(cacc, dst, w_fwd, src, run)
+    k = n_spk if cin < GROUP_MIN_CHANNELS else 0
     while k < n_spk:
         j = spk_idx[in_off + k]
-        pos_end = j - coords[j, 2] + cin if cin >= GROUP_MIN_CHANNELS else j + 1
+        pos_end = j - coords[j, 2] + cin      # first index of the next position
         yp = coords[j, 0] + pad
         xp = coords[j, 1] + pad
         a0 = max(0, yp - hc + 1)
