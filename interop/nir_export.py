@@ -52,7 +52,7 @@ import numpy as np
 from neurochip.atomic import atomic_path
 from neurochip.errors import UserError
 from neurochip.network import Network
-from neurochip.pooling import fused_kernel
+from neurochip.pooling import fused_kernel, stride2_synapses
 
 FORMAT = "neurochip-nir"
 VERSION = 1
@@ -79,20 +79,10 @@ def _fused_matrix_t(net: Network, l: int) -> np.ndarray:
     dst = tuple(arch.state_shapes()[l - 1])
     ci, h, wd = src
     co, hp, wp = dst
-    p = spec.padding
     kern = fused_kernel(w)                 # (Co, Ci, K+1, K+1)
-    side = kern.shape[-1]
+    o, r, c, i, y, x, a, b = stride2_synapses(ci, h, wd, co, hp, wp, kern.shape[-1], spec.padding)
     mt = np.zeros((ci, h, wd, co, hp, wp), np.int64)
-    for a in range(side):                  # pooled (r, c) reads input (2r + a - P, 2c + b - P)
-        for b in range(side):
-            for r in range(hp):
-                y = 2 * r + a - p
-                if not 0 <= y < h:
-                    continue
-                for c in range(wp):
-                    x = 2 * c + b - p
-                    if 0 <= x < wd:
-                        mt[:, y, x, :, r, c] += kern[:, :, a, b].T
+    mt[i, y, x, o, r, c] = kern[o, i, a, b]        # one synapse per (input, output) pair
     return mt.reshape(ci * h * wd, co * hp * wp)
 
 

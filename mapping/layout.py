@@ -32,7 +32,8 @@ from scipy.sparse import csr_matrix
 from neurochip import numerics as nx
 from neurochip.errors import UserError
 from neurochip.network import Network
-from neurochip.pooling import fused_kernel, kernel_side  # noqa: F401  (fused_kernel: re-exported)
+from neurochip.pooling import (fused_kernel, kernel_side,  # noqa: F401  (fused_kernel: re-exported)
+                               stride2_synapses)
 
 DIGIT_BITS = 8
 DIGIT_LO, DIGIT_HI = -128, 127
@@ -104,13 +105,9 @@ class ConvGeometry:
         ``kernel_index`` the flat index of ``wf[o, i, a, b]``.  Synapses are
         structural: they exist whatever their current weight.
         """
-        o, r, c, i, a, b = np.meshgrid(np.arange(self.cout), np.arange(self.hout),
-                                       np.arange(self.wout), np.arange(self.cin),
-                                       np.arange(self.kf), np.arange(self.kf), indexing="ij")
-        y = self.stride * r + a - self.pad
-        x = self.stride * c + b - self.pad
-        ok = (y >= 0) & (y < self.hin) & (x >= 0) & (x < self.win)
-        o, r, c, i, a, b, y, x = (v[ok] for v in (o, r, c, i, a, b, y, x))
+        o, r, c, i, y, x, a, b = stride2_synapses(self.cin, self.hin, self.win, self.cout,
+                                                  self.hout, self.wout, self.kf, self.pad,
+                                                  self.stride)
         row = (c * self.hout + r) * self.cout + o
         col = (x * self.hin + y) * self.cin + i
         kidx = ((o * self.cin + i) * self.kf + a) * self.kf + b

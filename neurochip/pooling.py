@@ -4,7 +4,8 @@ With index-free average pooling (docs/numerics.md §4) a conv layer followed by
 the 2x2 sum-pool is one stride-2 correlation with a ``(K+1) x (K+1)`` kernel,
 each entry the sum of up to four weights; with max-pool the ``K x K`` kernel
 is used per pool position.  The Lava mapping, the PyTorch mirror, the bounds
-and the budget take the kernel and its size from here.
+and the budget take the kernel and its size from here, the Lava mapping and the
+NIR export the correlation's synapses (:func:`stride2_synapses`).
 """
 from __future__ import annotations
 
@@ -37,3 +38,21 @@ def fused_kernel(w):
         for n in (0, 1):
             wf[:, :, m:m + k, n:n + k] += w
     return wf
+
+
+def stride2_synapses(cin: int, hin: int, win: int, cout: int, hout: int, wout: int,
+                     side: int, pad: int, stride: int = 2) -> tuple[np.ndarray, ...]:
+    """Every synapse of the fused correlation from a ``(cin, hin, win)`` map to ``(cout, hout, wout)``.
+
+    Output ``(o, r, c)`` reads input ``(i, y, x)`` through kernel entry
+    ``wf[o, i, a, b]`` with ``y = stride*r + a - pad``, ``x = stride*c + b - pad``
+    (``0 <= a, b < side``), where ``(y, x)`` lies inside the input map.  Returns
+    the int64 index arrays ``(o, r, c, i, y, x, a, b)``, one entry per synapse;
+    the callers lay them out in their own neuron orders.
+    """
+    o, r, c, i, a, b = np.meshgrid(np.arange(cout), np.arange(hout), np.arange(wout),
+                                   np.arange(cin), np.arange(side), np.arange(side), indexing="ij")
+    y = stride * r + a - pad
+    x = stride * c + b - pad
+    inside = (y >= 0) & (y < hin) & (x >= 0) & (x < win)
+    return tuple(v[inside].astype(np.int64) for v in (o, r, c, i, y, x, a, b))

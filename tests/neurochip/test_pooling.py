@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurochip.pooling import fused_kernel, kernel_side, weights_per_entry
+from neurochip.pooling import fused_kernel, kernel_side, stride2_synapses, weights_per_entry
 
 
 def _conv_then_sum_pool(x, w):
@@ -51,3 +51,18 @@ def test_fused_kernel_of_a_torch_tensor_keeps_dtype_and_values():
     got = fused_kernel(torch.as_tensor(w, dtype=torch.float32))
     assert got.dtype == torch.float32 and tuple(got.shape) == (2, 1, 4, 4)
     np.testing.assert_array_equal(got.numpy(), fused_kernel(w))
+
+
+@pytest.mark.parametrize("k, pad, size", [(3, 1, 8), (3, 0, 9), (2, 2, 5)])
+def test_stride2_synapses_compute_padded_conv_then_sum_pool(k, pad, size):
+    rng = np.random.default_rng(10 * k + pad)
+    w = rng.integers(-8, 8, (2, 3, k, k))
+    x = rng.integers(0, 2, (3, size, size))
+    want = _conv_then_sum_pool(np.pad(x, ((0, 0), (pad, pad), (pad, pad))), w)
+    cout, hout, wout = want.shape
+    kern = fused_kernel(w)
+    o, r, c, i, y, x_, a, b = stride2_synapses(3, size, size, cout, hout, wout, k + 1, pad)
+    assert len({(*t,) for t in zip(o, r, c, i, y, x_)}) == len(o)   # one synapse per pair
+    got = np.zeros(want.shape, np.int64)
+    np.add.at(got, (o, r, c), kern[o, i, a, b] * x[i, y, x_])
+    np.testing.assert_array_equal(got, want)
