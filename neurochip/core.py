@@ -37,6 +37,9 @@ from numba import njit, prange
 
 from . import numerics as nx
 from .kernel_cache import drop_stale
+from .neuron import (Alignment, Dynamics, EncoderState, NeuronState, encode_step, neuron_step,
+                     phase_beta_q, phase_steps)
+from .pooling import fused_kernel, kernel_side, weights_per_entry
 from .kinds import (COUNT_NAMES, K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC,  # noqa: F401
                     K_SAT_INPUT, K_SAT_PSI, K_SPIKES, K_UPDATES, N_COUNTS, PHASES, REC_DEC,
                     REC_ENC_PREV, REC_PSI, REC_S)
@@ -118,7 +121,7 @@ class CoreLayout:
             if spec.kind == "conv":
                 c, h, w = shapes[l]
                 _, hc, wc = arch.conv_shape(l - 1)
-                kf = spec.kernel if is_max else spec.kernel + 1
+                kf = kernel_side(spec.kernel, is_max)
                 row[M_KIND] = KIND_CONV
                 row[M_C], row[M_H], row[M_W] = c, h, w
                 row[M_K], row[M_PAD], row[M_HC], row[M_WC], row[M_KF] = (
@@ -181,7 +184,7 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
     for l in range(1, len(meta)):
         row = meta[l]
         if row[M_KIND] == KIND_CONV:
-            e = w_max * (1 if row[M_IS_MAX] else 4)
+            e = w_max * weights_per_entry(bool(row[M_IS_MAX]))
             taps = int(row[M_KF]) ** 2
             fan_fwd, fan_fb = int(row[M_CIN]) * taps, int(row[M_C]) * taps
             if row[M_IS_MAX]:   # the full-resolution conv sums before the max
@@ -196,15 +199,26 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
     return w_dtype, acc_dtype
 
 
+def _kernel_source(net: Network, layout: CoreLayout, l: int) -> np.ndarray:
+    """The integer weights layer ``l``'s tables are gathered from (any integer dtype).
+
+    avg-pool conv: the fused ``(K+1)^2`` kernel (:func:`neurochip.pooling.fused_kernel`,
+    conv then 2x2 *sum*, int64 ``(Co, Ci, K+1, K+1)``); otherwise ``weights_q[l-1]``.
+    """
+    row = layout.meta[l]
+    w = net.weights_q[l - 1]
+    if row[M_KIND] == KIND_CONV and not row[M_IS_MAX]:
+        return fused_kernel(w)
+    return w
+
+
 def pack_index_maps(net: Network, layout: CoreLayout) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per layer, where each entry of the forward / feedback table comes from.
 
-    ``(idx_fwd, idx_fb)``, int32 ``(terms, n)``: table entry ``t`` is the sum
-    of ``weights_q[l-1].flat[idx[j, t]]`` over the ``terms`` rows (-1: no
-    term).  avg-pool conv: the fused ``(K+1)^2`` kernel ``wf[a, b] =
-    sum_{m+u=a, n+v=b} w[u, v]`` (conv then 2x2 *sum*, four terms), forward
-    as ``[ci, a, slot(b), co]`` (:func:`_forward_slots`), feedback ``[co, a, b,
-    ci]``; max-pool conv: the plain kernel in the same two layouts; fc:
+    ``(idx_fwd, idx_fb)``, int32 ``(1, n)``: table entry ``t`` is
+    ``_kernel_source(net, layout, l).flat[idx[0, t]]``.  conv (the fused
+    kernel for avg-pool, the plain one for max-pool): forward as ``[ci, a,
+    slot(b), co]`` (:func:`_forward_slots`), feedback ``[co, a, b, ci]``; fc:
     forward ``W^T`` (in, out) and feedback ``W`` (out, in), with conv inputs
     in internal order.  The maps depend only on the architecture, so
     :meth:`CoreNet.refresh` re-packs the tables with one gather per entry.
@@ -213,27 +227,16 @@ def pack_index_maps(net: Network, layout: CoreLayout) -> list[tuple[np.ndarray, 
     maps = []
     for l in range(1, len(meta)):
         row = meta[l]
-        shape = net.weights_q[l - 1].shape
+        shape = _kernel_source(net, layout, l).shape
         ids = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)
         if row[M_KIND] == KIND_CONV:
-            if row[M_IS_MAX]:
-                terms = [ids]
-            else:
-                k = shape[-1]
-                terms = []
-                for m in (0, 1):
-                    for n in (0, 1):
-                        t = np.full(shape[:2] + (k + 1, k + 1), -1, np.int64)
-                        t[:, :, m:m + k, n:n + k] = ids
-                        terms.append(t)
-            slots = _forward_slots(terms[0].shape[-1], row[M_IS_MAX])
-            fwd = [t.transpose(1, 2, 3, 0)[:, :, slots] for t in terms]    # ci, a, slot, co
-            fb = [t.transpose(0, 2, 3, 1) for t in terms]                  # co, a, b, ci
+            slots = _forward_slots(shape[-1], row[M_IS_MAX])
+            fwd = ids.transpose(1, 2, 3, 0)[:, :, slots]    # ci, a, slot, co
+            fb = ids.transpose(0, 2, 3, 1)                   # co, a, b, ci
         else:
             wi = ids[:, _inverse(layout.perm[l - 1])]   # columns in internal order
-            fwd, fb = [wi.T], [wi]
-        maps.append((np.stack([t.ravel() for t in fwd]).astype(np.int32),
-                     np.stack([t.ravel() for t in fb]).astype(np.int32)))
+            fwd, fb = wi.T, wi
+        maps.append((fwd.reshape(1, -1).astype(np.int32), fb.reshape(1, -1).astype(np.int32)))
     return maps
 
 
@@ -262,7 +265,7 @@ def pack_weights(net: Network, layout: CoreLayout,
     w_fwd = np.zeros(int(sum(_table_size(meta[l]) for l in range(1, len(meta)))), layout.w_dtype)
     w_fb = np.zeros_like(w_fwd)
     for l in range(1, len(meta)):
-        w = np.ascontiguousarray(net.weights_q[l - 1]).reshape(-1)
+        w = np.ascontiguousarray(_kernel_source(net, layout, l)).reshape(-1)
         idx_fwd, idx_fb = maps[l - 1]
         _gather_sum(w_fwd, meta[l, M_WF_OFF], w, idx_fwd)
         _gather_sum(w_fb, meta[l, M_WB_OFF], w, idx_fb)
@@ -321,14 +324,6 @@ def constants_vector(net: Network, n_phases: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- kernels
-@njit(cache=True, inline="always")
-def _encode(psi, a, a_prev, lam_q, thr_lam, one_lam, reg_lo, reg_hi):
-    """One encoder step with the residue saturated: ``(psi', spike, saturated)``."""
-    p, q = nx.encoder_step(psi, a, a_prev, lam_q, thr_lam, one_lam)
-    p_s = nx.saturate(p, reg_lo, reg_hi)
-    return p_s, q, p_s != p
-
-
 @njit(cache=True)
 def _scatter_plan(meta, coords, n_all):
     """Per source neuron, its forward scatter into an avg-pool conv layer.
@@ -637,45 +632,38 @@ def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, p
 
 @njit(cache=True, inline="always")
 def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
-                  lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi, beta_q, label, counts_pl):
-    """Neuron update (align, decode, nudge, Euler) and encoder of one layer.
+                  dyn, beta_q, label, counts_pl):
+    """Neuron update (:func:`neurochip.neuron.neuron_step`) and encoder of one layer.
 
     Written over slices with branch-free arithmetic so that it vectorises;
     consumes (and zeroes) the synaptic accumulators; writes the spikes as
     0/1 into ``qbuf``.
     """
-    sh_fwd, fb_mult, sh_fb, sh_out = row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT]
+    align = Alignment(row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT])
     end = n_off + size
     uf_, ub_, b_ = u_fwd[n_off:end], u_fb[n_off:end], bias[n_off:end]
     s_, dec_, psi_, encp_ = s[n_off:end], dec[n_off:end], psi[n_off:end], encp[n_off:end]
     q_ = qbuf[n_off:end]
+    one = dyn.one
     active = 0
     sat_in = 0
     sat_dec = 0
     sat_psi = 0
     for t in range(size):
-        inp = nx.align_input(np.int64(uf_[t]), np.int64(ub_[t]), sh_fwd, fb_mult, sh_fb, sh_out)
+        s_old, d_old = s_[t], dec_[t]
+        new, si, sd = neuron_step(np.int64(uf_[t]), np.int64(ub_[t]), b_[t], one * (t == label),
+                                  beta_q, NeuronState(s_old, d_old), align, dyn)
         uf_[t] = 0
         ub_[t] = 0
-        inp_s = nx.saturate(inp, reg_lo, reg_hi)
-        sat_in += inp_s != inp
-        d_old = dec_[t]
-        d = nx.decoder_step(d_old, inp_s, lam_q)
-        d_s = nx.saturate(d, reg_lo, reg_hi)
-        sat_dec += d_s != d
-        s_old = s_[t]
-        drive = d_s + b_[t]
-        if beta_q != 0:
-            target = one * (t == label)
-            drive += nx.nudge_term(s_old, target, beta_q)
-        s_new = nx.state_step(s_old, drive, eps_q, one)
-        active += (s_new != s_old) | (d_s != d_old)
-        dec_[t] = d_s
-        s_[t] = s_new
-        p_s, q, sat = _encode(psi_[t], s_new, encp_[t], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
+        sat_in += si
+        sat_dec += sd
+        active += (new.s != s_old) | (new.dec != d_old)
+        dec_[t] = new.dec
+        s_[t] = new.s
+        q, enc, sat = encode_step(new.s, EncoderState(psi_[t], encp_[t]), dyn)
         sat_psi += sat
-        psi_[t] = p_s
-        encp_[t] = s_new
+        psi_[t] = enc.psi
+        encp_[t] = enc.prev
         q_[t] = q
     counts_pl[K_UPDATES] += size
     counts_pl[K_ACTIVE] += active
@@ -718,9 +706,8 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
                 qbuf, q_words, nz, srcs, traces, phase_idx, s_free, counts, rec_spk, rec_state):
     n_layers = meta.shape[0] - 1
     n_all = s.shape[0]
-    one = consts[C_ONE]
-    lam_q, eps_q = consts[C_LAM], consts[C_EPS]
-    thr_lam, one_lam = consts[C_THR_LAM], consts[C_ONE_LAM]
+    dyn = Dynamics(consts[C_LAM], consts[C_EPS], consts[C_ONE], consts[C_THR_LAM],
+                   consts[C_ONE_LAM], reg_lo, reg_hi)
     t1, t2, n_phases = consts[C_T1], consts[C_T2], consts[C_NPHASES]
     n0 = meta[0, M_SIZE]
     out_off, out_size = meta[n_layers, M_OFF], meta[n_layers, M_SIZE]
@@ -742,12 +729,8 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             encp[:] = snap_encp
             spk_idx[:] = snap_idx
             spk_cnt[:] = snap_cnt
-        beta_q = 0
-        if phase == 1:
-            beta_q = consts[C_BETA]
-        elif phase == 2:
-            beta_q = -consts[C_BETA]
-        n_steps = t1 if phase == 0 else t2
+        beta_q = phase_beta_q(phase, consts[C_BETA])
+        n_steps = phase_steps(phase, t1, t2)
         for _ in range(n_steps):
             # 1. synaptic input from the spikes of the previous step
             for l in range(1, n_layers + 1):
@@ -763,10 +746,10 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             for k in range(n_nz):
                 n = nz[k]
                 a = s[n]
-                p_s, q, sat = _encode(psi[n], a, encp[n], lam_q, thr_lam, one_lam, reg_lo, reg_hi)
+                q, enc, sat = encode_step(a, EncoderState(psi[n], encp[n]), dyn)
                 sat_psi += sat
-                psi[n] = p_s
-                encp[n] = a
+                psi[n] = enc.psi
+                encp[n] = enc.prev
                 spk_idx[cnt] = n
                 cnt += q
             spk_cnt[0] = cnt
@@ -775,8 +758,7 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
             for l in range(1, n_layers + 1):
                 off, size = meta[l, M_OFF], meta[l, M_SIZE]
                 _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
-                              lam_q, eps_q, one, thr_lam, one_lam, reg_lo, reg_hi,
-                              beta_q if l == n_layers else 0, label, counts[phase, l])
+                              dyn, beta_q if l == n_layers else 0, label, counts[phase, l])
                 cnt = _compact(qbuf, q_words, off, size, spk_idx)
                 spk_cnt[l] = cnt
                 counts[phase, l, K_SPIKES] += cnt

@@ -16,16 +16,22 @@ import hashlib
 import os
 import tempfile
 
-from . import numerics
+_HERE = os.path.dirname(os.path.abspath(__file__))
+# the sources cached kernels inline from other files: the integer rules, the
+# neuron's update sequence, the pooling arithmetic
+INLINED_SOURCES = ("numerics.py", "neuron.py", "pooling.py")
 
 
 def _digest() -> str:
-    with open(numerics.__file__, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
+    h = hashlib.sha256()
+    for name in INLINED_SOURCES:
+        with open(os.path.join(_HERE, name), "rb") as fh:
+            h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
 
 
 def drop_stale(module_file: str) -> bool:
-    """Remove ``module_file``'s Numba cache if the numerics changed; True if removed."""
+    """Remove ``module_file``'s Numba cache if an inlined source changed; True if removed."""
     if os.environ.get("NUMBA_CACHE_DIR"):
         return False
     folder = os.path.join(os.path.dirname(os.path.abspath(module_file)), "__pycache__")
