@@ -1,13 +1,15 @@
-"""Keep Numba's on-disk kernel cache consistent with :mod:`neurochip.numerics`.
+"""Keep Numba's on-disk kernel cache consistent with the sources kernels inline.
 
 Numba's ``cache=True`` validates a cached kernel only against the source file
-that defines it.  The core's kernels inline the integer rules of
-``numerics.py``, so after an edit of ``numerics.py`` alone Numba would load
-kernels compiled from the *old* rules.  :func:`drop_stale` is called by every
-module with cached kernels before any of them runs: it keeps a SHA-256 of the
-rules' source beside the cache and removes the module's cache files when it
-changed.  (With ``NUMBA_CACHE_DIR`` set, Numba keeps its cache elsewhere and
-this check does not apply: clear that folder after editing numerics.py.)
+that defines it.  The core's kernels inline code of other files
+(:data:`INLINED_SOURCES`: the integer rules of ``numerics.py``, the neuron
+sequence of ``neuron.py``, the core's meta columns and scatter kernels), so
+after an edit of one of those alone Numba would load kernels compiled from the
+*old* code.  :func:`drop_stale` is called by every module with cached kernels
+before any of them runs: it keeps a SHA-256 of those sources beside the cache
+and removes the module's cache files when it changed.  (With
+``NUMBA_CACHE_DIR`` set, Numba keeps its cache elsewhere and this check does not
+apply: clear that folder after editing those files.)
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import tempfile
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 # the sources cached kernels inline from other files: the integer rules, the
-# neuron's update sequence, the pooling arithmetic
-INLINED_SOURCES = ("numerics.py", "neuron.py", "pooling.py")
+# neuron's update sequence, the pooling arithmetic, and the core's constants and
+# scatter kernels (inlined by core/kernels.py)
+INLINED_SOURCES = ("numerics.py", "neuron.py", "pooling.py", "core/meta.py", "core/scatter.py")
 
 
 def _digest() -> str:

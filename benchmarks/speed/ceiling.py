@@ -20,8 +20,8 @@ import time
 import numpy as np
 from numba import njit, prange
 
-from neurochip.core import (M_C, M_IN_OFF, M_KF, M_OFF, M_SIZE, M_W, M_WF_OFF, _add_run,
-                            _scatter_forward)
+from neurochip.core.meta import M_C, M_IN_OFF, M_KF, M_OFF, M_SIZE, M_W, M_WF_OFF
+from neurochip.core.scatter import _add_run, _scatter_forward
 
 from .common import count_events, fmt_rate, load
 
@@ -76,7 +76,7 @@ def _replay_grouped(meta, coords, plan, l, w, idx_all, cnt_all, acc_proto, n_wor
 
 def _spike_lists(layout, rec: np.ndarray):
     """Per step, the index lists the core scatters from: ``(idx (steps, n_all), cnt (steps, L+1))``."""
-    from neurochip.core import M_OFF, M_SIZE
+    from neurochip.core.meta import M_OFF, M_SIZE
     meta = layout.meta
     steps = rec.shape[0]
     idx = np.zeros((steps, layout.n_all), np.int32)

@@ -31,9 +31,11 @@ def test_stale_cache_is_dropped_and_current_kept(tmp_path, monkeypatch):
 
 
 def test_core_modules_use_it():
-    import neurochip.core as core
+    import neurochip.core.kernels
+    import neurochip.core.scatter
+    import neurochip.core.tables
     import neurochip.learning as learning
-    for m in (core, learning):
+    for m in (neurochip.core.kernels, neurochip.core.scatter, neurochip.core.tables, learning):
         folder = os.path.join(os.path.dirname(m.__file__), "__pycache__")
         name = os.path.splitext(os.path.basename(m.__file__))[0]
         with open(os.path.join(folder, f"{name}.numerics-sha256")) as fh:

@@ -1,0 +1,234 @@
+"""The simulation kernels: a batch of EP training samples, one sample per thread.
+
+Per step ``k`` (synchronous, every edge one step of delay):
+
+1. scatter the spikes every layer emitted at ``k-1`` into the forward and
+   feedback accumulators of its neighbours (:mod:`.scatter`);
+2. update every neuron of layers ``1..L`` (:func:`neurochip.neuron.neuron_step`)
+   and run its encoder (:func:`neurochip.neuron.encode_step`), layer by layer
+   (layer 0 encodes the image), to emit the spikes of step ``k``.
+
+The neuron update is a branch-free loop over slices (it vectorises), which also
+consumes and zeroes the accumulators; spikes are compacted into index lists
+afterwards; input pixels that are 0 never spike and are skipped; all scratch is
+allocated once per sample, never per step; the snapshot of the free phase is a
+few vector copies per sample.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from .. import numerics as nx
+from ..kernel_cache import drop_stale
+from ..kinds import (K_ACTIVE, K_EVENTS_FB, K_EVENTS_FWD, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI,
+                     K_SPIKES, K_UPDATES, REC_DEC, REC_ENC_PREV, REC_PSI, REC_S)
+from ..neuron import (Alignment, Dynamics, EncoderState, NeuronState, encode_step, neuron_step,
+                      phase_beta_q, phase_steps)
+from .meta import (C_BETA, C_EPS, C_LAM, C_NPHASES, C_ONE, C_ONE_LAM, C_STATE_BITS, C_T1, C_T2,
+                   C_THR_LAM, C_TRACE_MAX, M_FB_MULT, M_OFF, M_SH_FB, M_SH_FWD, M_SH_OUT, M_SIZE)
+from .scatter import _scatter_feedback, _scatter_forward
+
+drop_stale(__file__)   # kernels inline numerics, neuron and scatter: recompile when they change
+
+
+@njit(cache=True, inline="always")
+def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                  dyn, beta_q, label, counts_pl):
+    """Neuron update (:func:`neurochip.neuron.neuron_step`) and encoder of one layer.
+
+    Written over slices with branch-free arithmetic so that it vectorises;
+    consumes (and zeroes) the synaptic accumulators; writes the spikes as
+    0/1 into ``qbuf``.
+    """
+    align = Alignment(row[M_SH_FWD], row[M_FB_MULT], row[M_SH_FB], row[M_SH_OUT])
+    end = n_off + size
+    uf_, ub_, b_ = u_fwd[n_off:end], u_fb[n_off:end], bias[n_off:end]
+    s_, dec_, psi_, encp_ = s[n_off:end], dec[n_off:end], psi[n_off:end], encp[n_off:end]
+    q_ = qbuf[n_off:end]
+    one = dyn.one
+    active = 0
+    sat_in = 0
+    sat_dec = 0
+    sat_psi = 0
+    for t in range(size):
+        s_old, d_old = s_[t], dec_[t]
+        new, si, sd = neuron_step(np.int64(uf_[t]), np.int64(ub_[t]), b_[t], one * (t == label),
+                                  beta_q, NeuronState(s_old, d_old), align, dyn)
+        uf_[t] = 0
+        ub_[t] = 0
+        sat_in += si
+        sat_dec += sd
+        active += (new.s != s_old) | (new.dec != d_old)
+        dec_[t] = new.dec
+        s_[t] = new.s
+        q, enc, sat = encode_step(new.s, EncoderState(psi_[t], encp_[t]), dyn)
+        sat_psi += sat
+        psi_[t] = enc.psi
+        encp_[t] = enc.prev
+        q_[t] = q
+    counts_pl[K_UPDATES] += size
+    counts_pl[K_ACTIVE] += active
+    counts_pl[K_SAT_INPUT] += sat_in
+    counts_pl[K_SAT_DEC] += sat_dec
+    counts_pl[K_SAT_PSI] += sat_psi
+
+
+@njit(cache=True, inline="always")
+def _compact(qbuf, q_words, n_off, size, spk_idx):
+    """Indices of the spiking neurons of a layer into ``spk_idx[n_off:]``; their count.
+
+    ``q_words`` is ``qbuf`` (int8 0/1) viewed as uint64: eight neurons
+    without a spike are skipped with one test (most are silent).
+    """
+    cnt = 0
+    t = n_off
+    end = n_off + size
+    while t < end and (t & 7) != 0:
+        spk_idx[n_off + cnt] = t
+        cnt += qbuf[t]
+        t += 1
+    while t + 8 <= end:
+        if q_words[t >> 3] != 0:
+            for u in range(t, t + 8):
+                spk_idx[n_off + cnt] = u
+                cnt += qbuf[u]
+        t += 8
+    while t < end:
+        spk_idx[n_off + cnt] = t
+        cnt += qbuf[t]
+        t += 1
+    return cnt
+
+
+@njit(cache=True)
+def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
+                s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
+                snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
+                qbuf, q_words, nz, srcs, traces, phase_idx, s_free, counts, rec_spk, rec_state):
+    n_layers = meta.shape[0] - 1
+    n_all = s.shape[0]
+    dyn = Dynamics(consts[C_LAM], consts[C_EPS], consts[C_ONE], consts[C_THR_LAM],
+                   consts[C_ONE_LAM], reg_lo, reg_hi)
+    t1, t2, n_phases = consts[C_T1], consts[C_T2], consts[C_NPHASES]
+    n0 = meta[0, M_SIZE]
+    out_off, out_size = meta[n_layers, M_OFF], meta[n_layers, M_SIZE]
+    recording = rec_spk.shape[0] > 0
+    # fresh state for every sample (the scratch arrays arrive zeroed); the
+    # input layer: only non-zero pixels can ever spike (a = 0 keeps psi = 0)
+    n_nz = 0
+    for n in range(n0):
+        s[n] = x_fp[n]
+        if x_fp[n] != 0:
+            nz[n_nz] = n
+            n_nz += 1
+    step_global = 0
+    for phase in range(n_phases):
+        if phase == 2:  # restart the -beta phase from the complete free state
+            s[:] = snap_s
+            dec[:] = snap_dec
+            psi[:] = snap_psi
+            encp[:] = snap_encp
+            spk_idx[:] = snap_idx
+            spk_cnt[:] = snap_cnt
+        beta_q = phase_beta_q(phase, consts[C_BETA])
+        n_steps = phase_steps(phase, t1, t2)
+        for _ in range(n_steps):
+            # 1. synaptic input from the spikes of the previous step
+            for l in range(1, n_layers + 1):
+                counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
+                    meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
+                    pool_offs[l], srcs)
+            for l in range(2, n_layers + 1):
+                counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
+                    meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l], srcs)
+            # 2.+3. neuron updates and encoders, layer by layer
+            cnt = 0
+            sat_psi = 0
+            for k in range(n_nz):
+                n = nz[k]
+                a = s[n]
+                q, enc, sat = encode_step(a, EncoderState(psi[n], encp[n]), dyn)
+                sat_psi += sat
+                psi[n] = enc.psi
+                encp[n] = enc.prev
+                spk_idx[cnt] = n
+                cnt += q
+            spk_cnt[0] = cnt
+            counts[phase, 0, K_SPIKES] += cnt
+            counts[phase, 0, K_SAT_PSI] += sat_psi
+            for l in range(1, n_layers + 1):
+                off, size = meta[l, M_OFF], meta[l, M_SIZE]
+                _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                              dyn, beta_q if l == n_layers else 0, label, counts[phase, l])
+                cnt = _compact(qbuf, q_words, off, size, spk_idx)
+                spk_cnt[l] = cnt
+                counts[phase, l, K_SPIKES] += cnt
+            if recording:
+                for l in range(n_layers + 1):
+                    off = meta[l, M_OFF]
+                    for k in range(spk_cnt[l]):
+                        rec_spk[step_global, spk_idx[off + k]] = 1
+            step_global += 1
+        # end of phase
+        if recording:
+            for n in range(n_all):
+                rec_state[phase, REC_S, n] = s[n]
+                rec_state[phase, REC_DEC, n] = dec[n]
+                rec_state[phase, REC_PSI, n] = psi[n]
+                rec_state[phase, REC_ENC_PREV, n] = encp[n]
+        if phase == 0:
+            for n in range(out_size):
+                s_free[n] = s[out_off + n]
+            if n_phases > 1:
+                snap_s[:] = s
+                snap_dec[:] = dec
+                snap_psi[:] = psi
+                snap_encp[:] = encp
+                snap_idx[:] = spk_idx
+                snap_cnt[:] = spk_cnt
+        else:
+            tmax, sbits = consts[C_TRACE_MAX], consts[C_STATE_BITS]
+            for n in range(n_all):
+                traces[phase - 1, n] = nx.trace_latch(s[n], tmax, sbits)
+            for t in range(pool_idx.shape[0]):
+                phase_idx[phase - 1, t] = pool_idx[t]
+
+
+@njit(cache=True, parallel=True)
+def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi,
+               u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
+               rec_state):
+    n_batch = x_fp.shape[0]
+    n_all = bias.shape[0]
+    n_l1 = meta.shape[0]
+    n0 = meta[0, M_SIZE]
+    for b in prange(n_batch):
+        # per-sample scratch, allocated once per sample (never per step)
+        s = np.zeros(n_all, np.int64)
+        dec = np.zeros(n_all, np.int64)
+        psi = np.zeros(n_all, np.int64)
+        encp = np.zeros(n_all, np.int64)
+        spk_idx = np.zeros(n_all, np.int32)
+        spk_cnt = np.zeros(n_l1, np.int64)
+        u_fwd = np.zeros_like(u_proto)
+        u_fb = np.zeros_like(u_proto)
+        cacc = np.zeros_like(c_proto)
+        pool_idx = np.zeros(n_pool, np.int8)
+        snap_s = np.zeros(n_all, np.int64)
+        snap_dec = np.zeros(n_all, np.int64)
+        snap_psi = np.zeros(n_all, np.int64)
+        snap_encp = np.zeros(n_all, np.int64)
+        snap_idx = np.zeros(n_all, np.int32)
+        snap_cnt = np.zeros(n_l1, np.int64)
+        qbuf = np.zeros((n_all + 7) // 8 * 8, np.int8)
+        q_words = qbuf.view(np.uint64)
+        nz = np.zeros(n0, np.int64)
+        srcs = np.zeros(n_all, np.int64)
+        rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
+        rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
+        _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp[b], labels[b],
+                    reg_lo, reg_hi,
+                    s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
+                    snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
+                    qbuf, q_words, nz, srcs, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
