@@ -16,6 +16,8 @@ few vector copies per sample.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
@@ -101,11 +103,108 @@ def _compact(qbuf, q_words, n_off, size, spk_idx):
     return cnt
 
 
+class CoreTables(NamedTuple):
+    """The network's read-only tables, shared by every sample of a batch.
+
+    Attributes
+    ----------
+    meta : int64 ``(L+1, M_NCOLS)``, one row per layer (columns in :mod:`.meta`).
+    coords : int32 ``(n_all, 3)``, ``(y, x, channel)`` of every conv-map neuron.
+    plan : int64 ``(n_all, 4)``, forward scatter runs of every neuron (:func:`.scatter._scatter_plan`).
+    consts : int64 ``(C_NCONST,)``, the constants vector (Q12 constants, ``ONE``, T1, T2, phases).
+    w_fwd, w_fb : int16 or int32 ``(n_table,)``, forward / feedback weight tables (weight units).
+    bias : int64 ``(n_all,)``, every neuron's bias (S fraction bits; 0 for the input).
+    pool_offs : int64 ``(L+1,)``, each max-pool layer's first slot in ``SampleScratch.pool_idx``.
+    """
+
+    meta: np.ndarray
+    coords: np.ndarray
+    plan: np.ndarray
+    consts: np.ndarray
+    w_fwd: np.ndarray
+    w_fb: np.ndarray
+    bias: np.ndarray
+    pool_offs: np.ndarray
+
+
+class SampleScratch(NamedTuple):
+    """One sample's working registers and buffers, allocated zeroed once per sample.
+
+    Attributes
+    ----------
+    s, dec, psi, encp : int64 ``(n_all,)``, activation, decoder, encoder residue and the
+        encoder's last activation (S fraction bits), flat internal order.
+    spk_idx : int32 ``(n_all,)``, each layer's spiking neurons of the last step, from its offset.
+    spk_cnt : int64 ``(L+1,)``, their counts.
+    u_fwd, u_fb : int32 or int64 ``(n_all,)``, synaptic accumulators (summed weights).
+    cacc : same dtype ``(n_cacc,)``, full-resolution conv sums before a max-pool.
+    pool_idx : int8 ``(n_pool,)``, the max-pool argmax (0..3) of every pooled neuron.
+    snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt : copies of the above at the
+        end of the free phase (the -beta phase restarts from them).
+    qbuf : int8 ``(ceil(n_all/8)*8,)``, 0/1 spikes of the step; q_words : its uint64 view.
+    nz : int64 ``(N0,)``, indices of the non-zero input pixels.
+    srcs : int64 ``(n_all,)``, table offsets of a spike group (scatter scratch).
+    """
+
+    s: np.ndarray
+    dec: np.ndarray
+    psi: np.ndarray
+    encp: np.ndarray
+    spk_idx: np.ndarray
+    spk_cnt: np.ndarray
+    u_fwd: np.ndarray
+    u_fb: np.ndarray
+    cacc: np.ndarray
+    pool_idx: np.ndarray
+    snap_s: np.ndarray
+    snap_dec: np.ndarray
+    snap_psi: np.ndarray
+    snap_encp: np.ndarray
+    snap_idx: np.ndarray
+    snap_cnt: np.ndarray
+    qbuf: np.ndarray
+    q_words: np.ndarray
+    nz: np.ndarray
+    srcs: np.ndarray
+
+
+class SampleOutputs(NamedTuple):
+    """Where one sample's results go (views of the batch's arrays, see ``BatchResult``).
+
+    Attributes
+    ----------
+    traces : int32 ``(2, n_all)``, trace registers after +beta / -beta.
+    phase_idx : int8 ``(2, n_pool)``, max-pool argmax at the end of each nudged phase.
+    s_free : int64 ``(classes,)``, output activations after the free phase (S fraction bits).
+    counts : int64 ``(3, L+1, N_COUNTS)``, event and saturation counts per phase and layer.
+    rec_spk : uint8 ``(steps, n_all)`` and rec_state : int64 ``(3, 4, n_all)`` when
+        recording, else empty (first axis 0).
+    """
+
+    traces: np.ndarray
+    phase_idx: np.ndarray
+    s_free: np.ndarray
+    counts: np.ndarray
+    rec_spk: np.ndarray
+    rec_state: np.ndarray
+
+
 @njit(cache=True)
-def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, reg_lo, reg_hi,
-                s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
-                snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                qbuf, q_words, nz, srcs, traces, phase_idx, s_free, counts, rec_spk, rec_state):
+def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
+    """Simulate one EP training sample: free phase, then +beta and -beta (``C_NPHASES``).
+
+    Parameters
+    ----------
+    tables : :class:`CoreTables`; scratch : :class:`SampleScratch` (zeroed);
+    out : :class:`SampleOutputs` (written).
+    x_fp : int64 ``(N0,)``, quantised pixels (S fraction bits), internal order.
+    label : int, the class nudged towards (-1: none; only read when beta != 0).
+    reg_lo, reg_hi : int, the saturated register range (``numerics.REG_MIN``, ``REG_MAX``).
+    """
+    meta, coords, plan, consts, w_fwd, w_fb, bias, pool_offs = tables
+    (s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, snap_s, snap_dec, snap_psi,
+     snap_encp, snap_idx, snap_cnt, qbuf, q_words, nz, srcs) = scratch
+    traces, phase_idx, s_free, counts, rec_spk, rec_state = out
     n_layers = meta.shape[0] - 1
     n_all = s.shape[0]
     dyn = Dynamics(consts[C_LAM], consts[C_EPS], consts[C_ONE], consts[C_THR_LAM],
@@ -196,9 +295,15 @@ def _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, label, r
 
 
 @njit(cache=True, parallel=True)
-def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_lo, reg_hi,
-               u_proto, c_proto, pool_offs, n_pool, traces, phase_idx, s_free, counts, rec_spk,
-               rec_state):
+def _run_batch(tables, x_fp, labels, reg_lo, reg_hi, u_proto, c_proto, n_pool, traces,
+               phase_idx, s_free, counts, rec_spk, rec_state):
+    """Simulate a batch, one sample per thread (``prange``); see :func:`_run_sample`.
+
+    ``x_fp``: int64 ``(B, N0)``; ``labels``: int64 ``(B,)``; ``u_proto``, ``c_proto``:
+    zeroed accumulators of the layout's dtype (``(n_all,)``, ``(n_cacc,)``) to copy;
+    ``n_pool``: max-pool slots; the outputs are the batch arrays of ``BatchResult``.
+    """
+    meta, bias = tables.meta, tables.bias
     n_batch = x_fp.shape[0]
     n_all = bias.shape[0]
     n_l1 = meta.shape[0]
@@ -227,8 +332,8 @@ def _run_batch(meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp, labels, reg_
         srcs = np.zeros(n_all, np.int64)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
         rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
-        _run_sample(b, meta, coords, plan, consts, w_fwd, w_fb, bias, x_fp[b], labels[b],
-                    reg_lo, reg_hi,
-                    s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, pool_offs,
-                    snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt,
-                    qbuf, q_words, nz, srcs, traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
+        scratch = SampleScratch(s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx,
+                                snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt, qbuf,
+                                q_words, nz, srcs)
+        out = SampleOutputs(traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
+        _run_sample(tables, scratch, out, x_fp[b], labels[b], reg_lo, reg_hi)

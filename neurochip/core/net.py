@@ -8,7 +8,7 @@ import numpy as np
 from .. import numerics as nx
 from ..kinds import N_COUNTS
 from ..network import Network
-from .kernels import _run_batch
+from .kernels import CoreTables, _run_batch
 from .layout import CoreLayout
 from .meta import KIND_CONV, M_IS_MAX, M_KIND, M_SIZE
 from .tables import constants_vector, neuron_biases, pack_index_maps, pack_weights
@@ -86,10 +86,11 @@ class CoreNet:
             rec_spk = np.zeros((0, 1, 1), np.uint8)
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
-        _run_batch(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb, self.bias,
-                   x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
-                   np.zeros(lay.n_cacc, lay.acc_dtype), self.pool_offs, self.n_pool, traces,
-                   phase_idx, s_free, counts, rec_spk, rec_state)
+        tables = CoreTables(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb,
+                            self.bias, self.pool_offs)
+        _run_batch(tables, x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
+                   np.zeros(lay.n_cacc, lay.acc_dtype), self.n_pool, traces, phase_idx, s_free,
+                   counts, rec_spk, rec_state)
         preds = np.argmax(s_free, axis=1)
         return BatchResult(traces, phase_idx, s_free, preds, counts,
                            rec_spk if record else None, rec_state if record else None)
