@@ -21,6 +21,7 @@ import numpy as np
 
 from . import learning
 from .core import BatchResult, CoreLayout, CoreNet
+from .core.layout import is_max_pool_layer, max_pool_slots   # re-exported: part of the public description
 from .network import Network
 
 
@@ -40,31 +41,6 @@ class Backend(Protocol):
 
     def layer_traces(self, res: BatchResult) -> list[learning.LayerTraces]:
         """Canonical per-layer traces of ``res`` (index 0 = input)."""
-
-
-def is_max_pool_layer(net: Network, layer: int) -> bool:
-    """Whether state layer ``layer`` (1..L; 0 is the input) is a max-pooled conv layer."""
-    return layer > 0 and net.arch.layers[layer - 1].kind == "conv" and net.hyper.pool == "max"
-
-
-def max_pool_slots(net: Network) -> tuple[np.ndarray, int]:
-    """Layout of the max-pool argmax slots in ``BatchResult.pool_idx``.
-
-    Returns
-    -------
-    offsets : int64 ``(L+1,)``
-        Start of layer ``l``'s slots (one per pooled neuron, internal order).
-    n_pool : int
-        Slots per sample and phase (at least 1, so the array is never empty).
-    """
-    sizes = net.arch.layer_sizes()
-    offsets = np.zeros(len(sizes), np.int64)
-    total = 0
-    for l in range(1, len(sizes)):
-        offsets[l] = total
-        if is_max_pool_layer(net, l):
-            total += int(sizes[l])
-    return offsets, max(total, 1)
 
 
 def layer_traces(net: Network, layout: CoreLayout, res: BatchResult,

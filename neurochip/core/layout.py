@@ -152,3 +152,28 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
     w_dtype = np.int16 if entry_max <= (1 << 15) else np.int32
     acc_dtype = np.int32 if acc_max < (1 << 31) else np.int64
     return w_dtype, acc_dtype
+
+
+def is_max_pool_layer(net: Network, layer: int) -> bool:
+    """Whether state layer ``layer`` (1..L; 0 is the input) is a max-pooled conv layer."""
+    return layer > 0 and net.arch.layers[layer - 1].kind == "conv" and net.hyper.pool == "max"
+
+
+def max_pool_slots(net: Network) -> tuple[np.ndarray, int]:
+    """Layout of the max-pool argmax slots in ``BatchResult.pool_idx``.
+
+    Returns
+    -------
+    offsets : int64 ``(L+1,)``
+        Start of layer ``l``'s slots (one per pooled neuron, internal order).
+    n_pool : int
+        Slots per sample and phase (at least 1, so the array is never empty).
+    """
+    sizes = net.arch.layer_sizes()
+    offsets = np.zeros(len(sizes), np.int64)
+    total = 0
+    for l in range(1, len(sizes)):
+        offsets[l] = total
+        if is_max_pool_layer(net, l):
+            total += int(sizes[l])
+    return offsets, max(total, 1)

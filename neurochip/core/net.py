@@ -9,8 +9,7 @@ from .. import numerics as nx
 from ..kinds import N_COUNTS
 from ..network import Network
 from .kernels import CoreTables, _run_batch
-from .layout import CoreLayout
-from .meta import KIND_CONV, M_IS_MAX, M_KIND, M_SIZE
+from .layout import CoreLayout, max_pool_slots
 from .tables import constants_vector, neuron_biases, pack_index_maps, pack_weights
 
 
@@ -42,20 +41,13 @@ class CoreNet:
         self.net = net
         self.layout = CoreLayout.build(net)
         self._maps = pack_index_maps(net, self.layout)
+        self.pool_offs, self.n_pool = max_pool_slots(net)   # fixed by the architecture
         self.refresh()
 
     def refresh(self) -> None:
         """Re-derive the kernel tables after the integer parameters changed."""
         self.w_fwd, self.w_fb = pack_weights(self.net, self.layout, self._maps)
         self.bias = neuron_biases(self.net, self.layout)
-        meta = self.layout.meta
-        offs = np.zeros(len(meta), np.int64)
-        total = 0
-        for l in range(1, len(meta)):
-            offs[l] = total
-            if meta[l, M_KIND] == KIND_CONV and meta[l, M_IS_MAX]:
-                total += int(meta[l, M_SIZE])
-        self.pool_offs, self.n_pool = offs, max(total, 1)
 
     def run(self, x_fp: np.ndarray, labels: np.ndarray | None = None, train: bool = True,
             record: bool = False) -> BatchResult:
