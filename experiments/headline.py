@@ -1,0 +1,315 @@
+"""Long headline runs, all seeds advanced together: ``python -m experiments.headline CONFIG.json ...``.
+
+Each configuration is one ``neurochip.run`` command (its ``flags``, with
+``--epochs`` the *planned* total: a cosine schedule depends on it) trained
+with every seed of ``seeds``.  The driver advances the runs round-robin, one
+epoch at a time: for target epoch 1, 2, ... it continues every (config, seed)
+run that has not reached the target (``--resume`` of the run's checkpoint,
+bit-identical to an uninterrupted run) and stops it with SIGTERM as soon as
+its checkpoint shows the target epoch finished (the CLI finishes the
+minibatch, saves and exits; the next step resumes from there).  So every seed
+has the same number of epochs whenever the driver is stopped, and the runs
+are exactly the uninterrupted ``--epochs TOTAL`` runs, cut into pieces.
+
+State (resumable, small, meant to be committed so a fresh checkout can
+continue): ``--state DIR/NAME/seed{S}.npz`` (the run's checkpoint: latest
+weights, best-on-validation weights, the per-epoch history with validation
+and test error) and ``DIR/NAME/log.json`` (every piece's wall time).  Run the
+same command again to continue; ``--until-epoch K`` stops after epoch K of
+every run, ``--stop-at HH:MM`` (UTC) stops the running piece at that time
+(saved, resumable).
+
+``--report OUT`` trains nothing and writes ``OUT/NAME.md``, ``OUT/NAME.json``
+and ``OUT/NAME.png`` (validation and test error per epoch, every seed) from
+the checkpoints.
+
+The configuration (JSON)::
+
+    {"name": "mnist-medium", "title": "...",
+     "flags": ["--preset", "mnist-medium", "--dataset", "mnist", "--data-dir", "{data}/mnist",
+               "--val-split", "5000", "--epochs", "30"],
+     "seeds": [0, 1, 2]}
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .common import DEFAULT_DATA, machine
+from .protocol import mean_std
+
+DEFAULT_STATE = os.path.join("experiments", "state")
+POLL_SECONDS = 2.0
+
+
+def load_config(path: str, data_root: str | None) -> dict:
+    with open(path) as fh:
+        text = fh.read()
+    root = os.path.abspath(data_root or DEFAULT_DATA)
+    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
+    for key in ("name", "flags", "seeds"):
+        if key not in cfg:
+            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    flags = cfg["flags"]
+    if "--val-split" not in flags or "--epochs" not in flags:
+        raise SystemExit(f"error: {path}: flags need --val-split (best-on-validation weights) and "
+                         "--epochs (the planned total)")
+    if "--seed" in flags:
+        raise SystemExit(f"error: {path}: the seeds come from 'seeds', not --seed")
+    if len(cfg["seeds"]) < 3:
+        raise SystemExit(f"error: {path}: seeds needs at least 3 seeds")
+    cfg.setdefault("title", cfg["name"])
+    cfg["total_epochs"] = int(flags[flags.index("--epochs") + 1])
+    return cfg
+
+
+def checkpoint_path(state: str, cfg: dict, seed: int) -> str:
+    return os.path.join(state, cfg["name"], f"seed{seed}.npz")
+
+
+def training_of(path: str) -> dict | None:
+    """The checkpoint's training record (position, history, best), or None if there is none yet."""
+    if not os.path.exists(path):
+        return None
+    from neurochip.checkpoint import load_checkpoint
+    return load_checkpoint(path)[1]
+
+
+def epochs_done(path: str) -> int:
+    """Finished epochs of the run at ``path`` (0 before its first checkpoint); reads only the metadata."""
+    if not os.path.exists(path):
+        return 0
+    import numpy as np
+    with np.load(path) as z:
+        meta = json.loads(z["__meta__"].tobytes().decode())
+    return int((meta.get("training") or {}).get("epoch", 0))
+
+
+class Log:
+    """``log.json`` beside the checkpoints: one entry per piece of training."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.entries = []
+        if os.path.exists(path):
+            with open(path) as fh:
+                self.entries = json.load(fh)["pieces"]
+
+    def add(self, entry: dict) -> None:
+        self.entries.append(entry)
+        from neurochip.atomic import atomic_write_bytes
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        atomic_write_bytes(self.path, (json.dumps({"machine": machine(), "pieces": self.entries},
+                                                  indent=1) + "\n").encode())
+
+
+def advance(cfg: dict, seed: int, target: int, state: str, stop_at: float | None,
+            threads: int, log) -> str:
+    """Train the run to the end of epoch ``target``; returns 'done', 'target', 'deadline' or
+    'busy' (another driver process holds the run: two drivers share the work)."""
+    import fcntl
+    ck = checkpoint_path(state, cfg, seed)
+    os.makedirs(os.path.dirname(ck), exist_ok=True)
+    with open(ck[:-len(".npz")] + ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return "busy"
+        return _advance(cfg, seed, target, state, stop_at, threads, log, ck)
+
+
+def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
+    start = epochs_done(ck)
+    if start >= target:
+        return "target"
+    argv = [sys.executable, "-m", "neurochip.run"] + cfg["flags"] + [
+        "--seed", str(seed), "--save", ck, "--checkpoint-every", "100", "--quiet",
+        "--threads", str(threads), "--json", os.path.join(state, cfg["name"], f"seed{seed}.json")]
+    if os.path.exists(ck):
+        argv += ["--resume", ck]
+    t0 = time.time()
+    log(f"{cfg['name']} seed {seed}: epoch {start} -> {target} (pid of the piece follows)")
+    child = subprocess.Popen(argv)
+    log(f"  pid {child.pid}")
+    outcome = None
+
+    def forward(signum, frame):           # stopping the driver stops the piece (saved, resumable)
+        nonlocal outcome
+        outcome = "deadline"
+        child.send_signal(signal.SIGTERM)
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    while child.poll() is None:
+        time.sleep(POLL_SECONDS)
+        if outcome is None and stop_at is not None and time.time() >= stop_at:
+            outcome = "deadline"
+            child.send_signal(signal.SIGTERM)
+        elif outcome is None and target < cfg["total_epochs"]:
+            try:
+                reached = epochs_done(ck)
+            except Exception:          # noqa: BLE001 - a checkpoint being replaced; look again
+                continue
+            if reached >= target:
+                outcome = "target"
+                child.send_signal(signal.SIGTERM)
+    code = child.returncode
+    for sig, handler in old.items():
+        signal.signal(sig, handler)
+    if outcome is None:
+        if code != 0:
+            raise SystemExit(f"error: {cfg['name']} seed {seed}: neurochip.run exited with {code}")
+        outcome = "done"
+    # 128 + SIGTERM: stopped and saved; -SIGTERM: the signal came after training had ended (the
+    # epoch-end checkpoint is written, atomically, before that), so nothing is lost either way
+    elif code not in (0, 128 + signal.SIGTERM, -signal.SIGTERM):
+        raise SystemExit(f"error: {cfg['name']} seed {seed}: neurochip.run exited with {code}")
+    Log(os.path.join(state, cfg["name"], "log.json")).add(
+        {"seed": seed, "from_epoch": start, "to_epoch": epochs_done(ck), "outcome": outcome,
+         "wall_seconds": round(time.time() - t0, 1),
+         "started_utc": dt.datetime.fromtimestamp(t0, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+         "pid": child.pid})
+    log(f"{cfg['name']} seed {seed}: at epoch {epochs_done(ck)} ({outcome}, {time.time() - t0:.0f} s)")
+    return outcome
+
+
+# ------------------------------------------------------------------ report
+def collect(cfg: dict, state: str) -> dict:
+    """Per seed: the per-epoch history, the best-on-validation record and its test error."""
+    seeds = {}
+    for seed in cfg["seeds"]:
+        t = training_of(checkpoint_path(state, cfg, seed))
+        if t is None:
+            continue
+        hist = [h for h in t.get("history", [])]
+        best = t.get("best") or {}
+        best_test = None
+        if best.get("epoch"):
+            best_test = hist[best["epoch"] - 1].get("test_error")
+        seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
+                       "best_test_error": best_test, "train_seconds": t.get("train_seconds")}
+    log_path = os.path.join(state, cfg["name"], "log.json")
+    wall = {}
+    if os.path.exists(log_path):
+        with open(log_path) as fh:
+            for p in json.load(fh)["pieces"]:
+                wall[p["seed"]] = wall.get(p["seed"], 0.0) + p["wall_seconds"]
+    res = {"name": cfg["name"], "title": cfg["title"], "flags": cfg["flags"], "machine": machine(),
+           "total_epochs": cfg["total_epochs"], "seeds": seeds,
+           "wall_seconds": {str(k): v for k, v in wall.items()}}
+    tests = [s["best_test_error"] for s in seeds.values() if s["best_test_error"] is not None]
+    if len(tests) == len(cfg["seeds"]):
+        res["best_test_error_mean_std"] = mean_std(tests)
+    return res
+
+
+def markdown(res: dict, command: str) -> str:
+    lines = [f"### {res['title']}", "", f"Command: `{command}`  ",
+             f"Flags: `{' '.join(res['flags'])}` (planned {res['total_epochs']} epochs)  ",
+             f"Machine: {res['machine']}; date {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
+             "| seed | epochs done | validation error % per epoch | test error % per epoch | "
+             "best-on-validation epoch | its test error % | wall time |",
+             "|---|---|---|---|---|---|---|"]
+    for seed, s in res["seeds"].items():
+        v = ", ".join(f"{100 * h['val_error']:.2f}" for h in s["history"] if "val_error" in h)
+        t = ", ".join(f"{100 * h['test_error']:.2f}" for h in s["history"] if "test_error" in h)
+        bt = "-" if s["best_test_error"] is None else f"{100 * s['best_test_error']:.2f}"
+        w = res["wall_seconds"].get(str(seed))
+        lines.append(f"| {seed} | {s['epochs']} of {res['total_epochs']} | {v} | {t} | "
+                     f"{s['best'].get('epoch', '-')} | {bt} | "
+                     f"{'-' if w is None else f'{w / 60:.0f} min'} |")
+    if "best_test_error_mean_std" in res:
+        m, sd = res["best_test_error_mean_std"]
+        lines += ["", f"Best-on-validation test error, {len(res['seeds'])} seeds: "
+                      f"**{100 * m:.2f} ± {100 * sd:.2f} %** (std ddof 1)."]
+    done = [s["epochs"] for s in res["seeds"].values()]
+    if not done or min(done) < res["total_epochs"]:
+        lines += ["", f"**Partial: {min(done) if done else 0} of {res['total_epochs']} planned epochs "
+                      "done; continue with the same command (resumable).**"]
+    return "\n".join(lines) + "\n"
+
+
+def figure(res: dict, path: str) -> None:
+    import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from neurochip.atomic import atomic_write_bytes
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for k, (seed, s) in enumerate(res["seeds"].items()):
+        ep = [h["epoch"] for h in s["history"]]
+        ax.plot(ep, [100 * h["val_error"] for h in s["history"]], "o--", color=f"C{k}",
+                label=f"seed {seed} validation")
+        ax.plot(ep, [100 * h["test_error"] for h in s["history"]], "s-", color=f"C{k}",
+                label=f"seed {seed} test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("error %")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(f"{res['title']}", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.headline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("configs", nargs="+", help="headline configurations (JSON), advanced together")
+    p.add_argument("--state", default=DEFAULT_STATE, help=f"checkpoint folder (default {DEFAULT_STATE})")
+    p.add_argument("--data-root", default=None, help="folder holding mnist/ and fashion-mnist/")
+    p.add_argument("--until-epoch", type=int, default=None, help="stop when every run has this many epochs")
+    p.add_argument("--stop-at", default=None, help="HH:MM (UTC, today): stop the running piece then "
+                                                   "(saved, resumable)")
+    p.add_argument("--threads", type=int, default=1, help="Numba threads of each piece (default 1)")
+    p.add_argument("--report", default=None, metavar="OUT", help="train nothing: write the tables and "
+                                                                  "curves to OUT")
+    a = p.parse_args(argv)
+    cfgs = [load_config(c, a.data_root) for c in a.configs]
+    log = lambda *m: print(time.strftime("%H:%M:%S", time.gmtime()), *m, file=sys.stderr, flush=True)  # noqa: E731
+    if a.report:
+        from neurochip.atomic import atomic_write_bytes
+        os.makedirs(a.report, exist_ok=True)
+        command = "python -m experiments.headline " + " ".join(argv if argv is not None else sys.argv[1:])
+        for cfg in cfgs:
+            res = collect(cfg, a.state)
+            text = markdown(res, command.replace(f" --report {a.report}", ""))
+            atomic_write_bytes(os.path.join(a.report, cfg["name"] + ".md"), text.encode())
+            atomic_write_bytes(os.path.join(a.report, cfg["name"] + ".json"),
+                               (json.dumps(res, indent=1) + "\n").encode())
+            if res["seeds"]:
+                figure(res, os.path.join(a.report, cfg["name"] + ".png"))
+            print(text)
+        return 0
+    stop_at = None
+    if a.stop_at:
+        hh, mm = (int(x) for x in a.stop_at.split(":"))
+        now = dt.datetime.now(dt.timezone.utc)
+        stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    last = max(c["total_epochs"] for c in cfgs)
+    if a.until_epoch is not None:
+        last = min(last, a.until_epoch)
+    for target in range(1, last + 1):
+        for cfg in cfgs:
+            for seed in cfg["seeds"]:
+                if target > cfg["total_epochs"]:
+                    continue
+                if stop_at is not None and time.time() >= stop_at:
+                    log("stopped (stop time or signal); resumable: run the same command again")
+                    return 0
+                if advance(cfg, seed, target, a.state, stop_at, a.threads, log) == "deadline":
+                    log("stopped (stop time or signal); resumable: run the same command again")
+                    return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Pilot runs that choose a preset: ``python -m experiments.pilots CONFIG.json``.
+
+Each pilot is one ``neurochip.run`` (the configuration's ``common`` flags, its
+``budget`` flags and the pilot's own), trained with seed 0 and scored on a
+validation split carved from the training set (``--val-split`` is required in
+``budget``; the test set is never used: ``--test-samples 1``).  The table lists
+every pilot's validation error, its wall time in this process and its spikes
+per sample; the choice made from it is written in the preset's ``about`` and
+in docs/results.md.
+
+It resumes and shares work like ``experiments.protocol`` (the same per-run
+cache, keyed by the flags, and per-run locks): two processes may run the same
+configuration at once and each trains the pilots the other has not started.
+
+The configuration (JSON)::
+
+    {"name": "pilots-mnist", "title": "...",
+     "common": ["--dataset", "mnist", "--data-dir", "{data}/mnist", "--bits", "8"],
+     "budget": ["--train-samples", "12000", "--val-split", "2000", "--test-samples", "1",
+                "--epochs", "1", "--seed", "0"],
+     "runs": {"c16k5-c32k3 T40/10 x0.5": ["--arch", "...", "--lrs", "..."], ...}}
+
+A pilot may replace a ``budget`` flag (e.g. ``--epochs 3`` for a schedule pilot).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .common import DEFAULT_DATA, machine
+from .protocol import canonical, run_once
+
+
+def load_config(path: str, data_root: str | None) -> dict:
+    with open(path) as fh:
+        text = fh.read()
+    root = os.path.abspath(data_root or DEFAULT_DATA)
+    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
+    for key in ("name", "runs", "budget"):
+        if key not in cfg:
+            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    if "--val-split" not in cfg["budget"]:
+        raise SystemExit(f"error: {path}: budget needs --val-split (choices are made on a "
+                         "validation split, never on the test set)")
+    cfg.setdefault("title", cfg["name"])
+    cfg.setdefault("common", [])
+    return cfg
+
+
+def pilot_argv(cfg: dict, label: str) -> list[str]:
+    """The pilot's flags: common + budget, with the pilot's own flags replacing budget's."""
+    own = list(cfg["runs"][label])
+    owned = {f for f in own if f.startswith("--")}
+    budget, i = [], 0
+    b = cfg["budget"]
+    while i < len(b):
+        flag = b[i]
+        has_value = i + 1 < len(b) and not b[i + 1].startswith("--")
+        if flag not in owned:
+            budget += b[i:i + 2] if has_value else [flag]
+        i += 2 if has_value else 1
+    return canonical(list(cfg["common"]) + budget + own)
+
+
+def run_pilots(cfg: dict, cache: str, checkpoint_every: int, log, report_only: bool = False) -> dict:
+    res = {"name": cfg["name"], "title": cfg["title"], "machine": machine(), "config": cfg,
+           "runs": {}, "missing_runs": 0}
+    jobs = {label: pilot_argv(cfg, label) for label in cfg["runs"]}
+    from .protocol import cached
+    for wait in ((None,) if report_only else (False, True)):
+        for label, argv in jobs.items():
+            if label in res["runs"]:
+                continue
+            r = cached(argv, cache) if report_only else run_once(argv, cache, checkpoint_every, log, wait=wait)
+            if r is None:
+                continue
+            best = r.get("best") or {}
+            res["runs"][label] = {
+                "argv": argv, "val_error": best.get("val_error"), "best_epoch": best.get("epoch"),
+                "history": r["history"], "stopped": r["learning_health"]["stopped"],
+                "spikes_per_sample": r["spikes_per_sample"], "updates": r["updates"],
+                "train_seconds": r.get("train_seconds", r.get("seconds")),
+                "wall_seconds": r.get("wall_seconds_this_process")}
+            log(f"{cfg['name']}: {label}: val {best.get('val_error', float('nan')):.2%}")
+    res["missing_runs"] = len(jobs) - len(res["runs"])
+    return res
+
+
+def markdown(res: dict, command: str) -> str:
+    cfg = res["config"]
+    lines = [f"### {res['title']}", "", f"Command: `{command}`  ",
+             f"Machine: {res['machine']}; date {time.strftime('%Y-%m-%d', time.gmtime())}.  ",
+             f"Common flags: `{' '.join(cfg['common'])}`  ",
+             f"Budget: `{' '.join(cfg['budget'])}` (a pilot's own flags replace these)", "",
+             "| pilot | own flags | validation error % (per epoch) | updates | spikes / sample | "
+             "train seconds |", "|---|---|---|---|---|---|"]
+    for label in cfg["runs"]:
+        r = res["runs"].get(label)
+        own = " ".join(cfg["runs"][label])
+        if r is None:
+            lines.append(f"| {label} | `{own}` | - | - | - | - |")
+            continue
+        per_epoch = ", ".join(f"{100 * h['val_error']:.2f}" for h in r["history"] if "val_error" in h)
+        mark = " †" if r["stopped"] else ""
+        lines.append(f"| {label} | `{own}` | **{100 * r['val_error']:.2f}**{mark} ({per_epoch}) | "
+                     f"{r['updates']} | {r['spikes_per_sample']:,.0f} | {r['train_seconds']:.0f} |")
+    if res["missing_runs"]:
+        lines += ["", f"**Partial: {res['missing_runs']} pilot(s) not finished.**"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.pilots", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="pilot configuration (JSON), e.g. experiments/configs/pilots-mnist.json")
+    p.add_argument("--out", default=None, help="folder for NAME.md/.json (default runs/pilots)")
+    p.add_argument("--cache", default=None, help="per-run cache (default runs/protocol/runs, shared "
+                                                 "with experiments.protocol)")
+    p.add_argument("--data-root", default=None, help="folder holding mnist/ and fashion-mnist/")
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--threads", type=int, default=None, help="Numba threads")
+    p.add_argument("--report-only", action="store_true", help="train nothing: tabulate finished pilots")
+    a = p.parse_args(argv)
+    cfg = load_config(a.config, a.data_root)
+    if a.threads:
+        import numba
+        numba.set_num_threads(a.threads)
+    out = a.out or os.path.join("runs", "pilots")
+    cache = a.cache or os.path.join("runs", "protocol", "runs")
+    log = lambda *m: print(*m, file=sys.stderr, flush=True)     # noqa: E731
+    res = run_pilots(cfg, cache, a.checkpoint_every, log, a.report_only)
+    command = "python -m experiments.pilots " + " ".join(argv if argv is not None else sys.argv[1:])
+    from neurochip.atomic import atomic_write_bytes
+    os.makedirs(out, exist_ok=True)
+    text = markdown(res, command)
+    atomic_write_bytes(os.path.join(out, cfg["name"] + ".md"), text.encode())
+    atomic_write_bytes(os.path.join(out, cfg["name"] + ".json"),
+                       (json.dumps(res, indent=1, default=str) + "\n").encode())
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The real-valued twin of a ``neurochip.run`` training run: ``python -m experiments.real_run ...``.
+
+Trains :class:`reference.real.RealModel` (binary spikes, real-valued weights,
+states and traces, no rounding; float32 by default) on exactly the data of
+the integer run with the same flags: the same training images minus the same
+validation split (:func:`neurochip.validation_split.split_indices` of the
+seed), the same sample order per epoch (:func:`neurochip.trainer.epoch_order`),
+the same batch size, network, hyper-parameters and per-layer rates, from the
+un-quantised initial draw of the seed.  After every epoch it records the
+validation and test error and keeps the best-on-validation weights (the
+earliest epoch wins a tie, as the CLI's); the reported test error is theirs.
+
+It resumes per epoch: ``--state PATH.npz`` holds the weights, the best weights
+and the history after every finished epoch (the real model draws no random
+numbers, so a resumed run equals an uninterrupted one).  ``--json`` writes the
+figures with the keys of ``neurochip.run --json`` that the tables read
+(``test_error``, ``best``, ``history``, ``seconds``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.real_run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", default="mnist-small")
+    p.add_argument("--arch", default=None)
+    p.add_argument("--lrs", required=True, help="per-layer rates, e.g. 0.1,0.04")
+    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--data-dir", default=None, help="folder with the IDX files (not for digits)")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--val-split", type=int, required=True)
+    p.add_argument("--train-samples", type=int, default=None)
+    p.add_argument("--test-samples", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--state", required=True, help="per-epoch resumable state (.npz)")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+
+    import torch
+    from neurochip.atomic import atomic_write_bytes
+    from neurochip.data import load_dataset
+    from neurochip.network import Network
+    from neurochip.validation_split import split_indices
+    from reference.real import RealModel, evaluate, train_epoch
+    torch.set_num_threads(a.threads)
+    dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
+
+    lrs = tuple(float(v) for v in a.lrs.split(","))
+    net = Network.from_preset(a.preset, arch=a.arch, seed=a.seed, lrs=lrs)
+    model = RealModel.from_network(net, spiking=True, weights="float", dtype=dtype)
+    ds = load_dataset(a.dataset, a.data_dir).subset(a.train_samples, a.test_samples)
+    tr, va = split_indices(len(ds.train_y), a.val_split, a.seed)
+    x_tr = model.inputs(ds.train_x[tr], scale=ds.pixel_max)
+    x_va = model.inputs(ds.train_x[va], scale=ds.pixel_max)
+    x_te = model.inputs(ds.test_x, scale=ds.pixel_max)
+    y_tr, y_va, y_te = ds.train_y[tr], ds.train_y[va], ds.test_y
+
+    history, best, best_wb, seconds = [], None, None, 0.0
+    if os.path.exists(a.state):
+        z = np.load(a.state)
+        meta = json.loads(z["meta"].tobytes().decode())
+        history, best, seconds = meta["history"], meta["best"], meta["seconds"]
+        L = model.L
+        for l in range(L):
+            model.W[l] = torch.as_tensor(z[f"w{l}"], dtype=dtype).clone()
+            model.b[l] = torch.as_tensor(z[f"b{l}"], dtype=dtype).clone()
+        best_wb = ([z[f"best_w{l}"] for l in range(L)], [z[f"best_b{l}"] for l in range(L)])
+        model.updates = meta["updates"]
+        print(f"resuming {a.state} after epoch {len(history)}", file=sys.stderr)
+
+    def save():
+        meta = {"history": history, "best": best, "seconds": seconds, "updates": model.updates,
+                "argv": argv if argv is not None else sys.argv[1:]}
+        arrays = {"meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+        for l in range(model.L):
+            arrays[f"w{l}"] = model.W[l].cpu().numpy()
+            arrays[f"b{l}"] = model.b[l].cpu().numpy()
+            arrays[f"best_w{l}"], arrays[f"best_b{l}"] = best_wb[0][l], best_wb[1][l]
+        import io
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(a.state, buf.getvalue())
+
+    with torch.no_grad():
+        for epoch in range(len(history), a.epochs):
+            t0 = time.perf_counter()
+            train_err, train_loss = train_epoch(model, x_tr, y_tr, epoch, seed=a.seed)
+            val_err, _ = evaluate(model, x_va, y_va)
+            test_err, _ = evaluate(model, x_te, y_te)
+            seconds += time.perf_counter() - t0
+            history.append({"epoch": epoch + 1, "train_error_on_the_fly": train_err,
+                            "train_loss": train_loss, "val_error": val_err, "test_error": test_err})
+            if best is None or val_err < best["val_error"]:
+                best = {"epoch": epoch + 1, "val_error": val_err, "updates": model.updates}
+                best_wb = ([w.cpu().numpy().copy() for w in model.W],
+                           [b.cpu().numpy().copy() for b in model.b])
+            save()
+            print(f"epoch {epoch + 1}/{a.epochs}: train {train_err:.2%} val {val_err:.2%} "
+                  f"test {test_err:.2%} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    result = {"test_error": history[best["epoch"] - 1]["test_error"],
+              "train_error": history[best["epoch"] - 1]["train_error_on_the_fly"],
+              "best": best, "history": history, "seconds": round(seconds, 2),
+              "updates": model.updates, "dtype": a.dtype, "model": "reference.real (spiking, real-valued)"}
+    if a.json:
+        atomic_write_bytes(a.json, (json.dumps(result, indent=1) + "\n").encode())
+    print(f"test error {result['test_error']:.2%} (best on validation: epoch {best['epoch']}, "
+          f"val {best['val_error']:.2%}); {seconds:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

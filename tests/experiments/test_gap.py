@@ -1,0 +1,55 @@
+"""experiments.gap and experiments.real_run: integer arms and the real-valued twin on the same data."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import gap, real_run
+
+CONFIG = {"name": "tiny", "baseline": "8-bit",
+          "common": ["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05",
+                     "--train-samples", "200", "--test-samples", "60", "--val-split", "50",
+                     "--epochs", "2"],
+          "arms": {"8-bit": ["--bits", "8"],
+                   "16-bit": ["--bits", "16", "--state-bits", "16", "--trace-bits", "16",
+                              "--bias-bits", "24"]},
+          "real": "real-valued", "seeds": [0, 1, 2]}
+
+
+def test_gap_table(tmp_path, capsys):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(CONFIG))
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert gap.main([str(path), "--out", str(out), "--cache", str(cache)]) == 0
+    res = json.loads((out / "tiny.json").read_text())
+    assert res["missing_runs"] == 0 and set(res["arms"]) == {"8-bit", "16-bit", "real-valued"}
+    base = res["arms"]["8-bit"]["seeds"]
+    for arm in ("16-bit", "real-valued"):
+        a = res["arms"][arm]
+        d = [a["seeds"][s]["test_error"] - base[s]["test_error"] for s in ("0", "1", "2")]
+        assert a["minus_baseline_mean_std"][0] == pytest.approx(np.mean(d))
+        assert a["minus_baseline_mean_std"][1] == pytest.approx(np.std(d, ddof=1))
+    capsys.readouterr()
+
+
+def test_real_run_resumes_per_epoch(tmp_path, capsys):
+    args = ["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05", "--train-samples", "200",
+            "--test-samples", "60", "--val-split", "50", "--seed", "1"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert real_run.main(args + ["--epochs", "2", "--state", str(a) + ".npz", "--json", str(a) + ".json"]) == 0
+    assert real_run.main(args + ["--epochs", "1", "--state", str(b) + ".npz"]) == 0
+    assert real_run.main(args + ["--epochs", "2", "--state", str(b) + ".npz", "--json", str(b) + ".json"]) == 0
+    ra, rb = (json.loads(open(str(p) + ".json").read()) for p in (a, b))
+    for key in ("history", "best", "test_error"):
+        hist_a = ra[key] if key != "history" else [{k: v for k, v in h.items()} for h in ra[key]]
+        hist_b = rb[key] if key != "history" else [{k: v for k, v in h.items()} for h in rb[key]]
+        assert hist_a == hist_b, key
+    za, zb = np.load(str(a) + ".npz"), np.load(str(b) + ".npz")
+    assert all(np.array_equal(za[k], zb[k]) for k in za.files if k != "meta")
+    # the validation split is the CLI's: disjoint from the training images it trains on
+    from neurochip.validation_split import split_indices
+    tr, va = split_indices(200, 50, 1)
+    assert len(set(tr) & set(va)) == 0 and len(va) == 50
+    capsys.readouterr()

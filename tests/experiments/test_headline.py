@@ -1,0 +1,61 @@
+"""experiments.headline: seeds advanced round-robin in pieces, bit-identical to one uninterrupted run."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import headline
+from neurochip.checkpoint import load_checkpoint
+from neurochip.run import run as run_cli
+
+# slow enough per epoch (T1 200) that the driver stops a piece inside the next epoch
+FLAGS = ["--preset", "digits", "--t1", "200", "--train-samples", "400", "--test-samples", "40",
+         "--val-split", "100", "--epochs", "3", "--lr-schedule", "cosine"]
+
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"name": "tiny", "title": "tiny", "flags": FLAGS, "seeds": [0, 1, 2]}))
+    return str(path)
+
+
+def test_pieces_equal_the_uninterrupted_run(config, tmp_path, capsys):
+    state = tmp_path / "state"
+    assert headline.main([config, "--state", str(state), "--until-epoch", "1"]) == 0
+    done = {s: headline.epochs_done(str(state / "tiny" / f"seed{s}.npz")) for s in (0, 1, 2)}
+    assert all(d >= 1 for d in done.values()), done
+    assert headline.main([config, "--state", str(state)]) == 0
+    log = json.loads((state / "tiny" / "log.json").read_text())["pieces"]
+    assert {p["seed"] for p in log} == {0, 1, 2} and all(p["wall_seconds"] > 0 for p in log)
+    # the same run in one command
+    direct = tmp_path / "direct.npz"
+    assert run_cli(FLAGS + ["--seed", "1", "--save", str(direct), "--quiet"]) == 0
+    for which in ("last", "best"):
+        a = load_checkpoint(str(direct), which=which)[0].weights_sha256()
+        b = load_checkpoint(str(state / "tiny" / "seed1.npz"), which=which)[0].weights_sha256()
+        assert a == b, which
+    # the report: every seed's per-epoch history and the mean over seeds
+    out = tmp_path / "report"
+    assert headline.main([config, "--state", str(state), "--report", str(out)]) == 0
+    res = json.loads((out / "tiny.json").read_text())
+    assert set(res["seeds"]) == {"0", "1", "2"}
+    for s in res["seeds"].values():
+        assert s["epochs"] == 3 and len(s["history"]) == 3
+        assert s["best_test_error"] == s["history"][s["best"]["epoch"] - 1]["test_error"]
+    assert "best_test_error_mean_std" in res and (out / "tiny.png").stat().st_size > 1000
+    assert "Partial" not in (out / "tiny.md").read_text()
+    capsys.readouterr()
+
+
+def test_config_needs_split_epochs_and_three_seeds(tmp_path):
+    for bad in ({"name": "x", "flags": ["--epochs", "2"], "seeds": [0, 1, 2]},
+                {"name": "x", "flags": ["--val-split", "10"], "seeds": [0, 1, 2]},
+                {"name": "x", "flags": ["--val-split", "10", "--epochs", "2"], "seeds": [0, 1]},
+                {"name": "x", "flags": ["--val-split", "10", "--epochs", "2", "--seed", "3"],
+                 "seeds": [0, 1, 2]}):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(bad))
+        with pytest.raises(SystemExit):
+            headline.load_config(str(path), None)

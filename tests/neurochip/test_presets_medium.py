@@ -1,0 +1,25 @@
+"""The mnist-medium and fmnist-medium presets: what the pilots chose, and what the committed
+headline checkpoints (experiments/state/, docs/models/) were trained with."""
+from __future__ import annotations
+
+from neurochip.network import PRESETS, SMALL_HYPER, Network
+
+
+def test_medium_presets_are_what_the_pilots_chose():
+    m, f = PRESETS["mnist-medium"], PRESETS["fmnist-medium"]
+    assert (m.arch, m.dataset) == ("1x28x28:c32k5-c64k5-f10", "mnist")
+    assert (f.arch, f.dataset) == ("1x28x28:c32k5-c64k3-f10", "fashion-mnist")
+    for p in (m, f):
+        # T1 40 / T2 10 and the x1 rates of the small presets (0.2, 0.15, 0.08), batch 20
+        assert p.hyper == SMALL_HYPER and (p.hyper.t1, p.hyper.t2) == (40, 10)
+        assert p.hyper.lrs == (0.2, 0.15, 0.08) and p.hyper.batch_size == 20
+        assert p.widths.weight_bits == 8 and "pilots" in p.about
+
+
+def test_medium_presets_build_and_keep_the_small_ones():
+    for name in ("mnist-medium", "fmnist-medium"):
+        net = Network.from_preset(name, seed=0)
+        assert net.preset == name and [w.shape[0] for w in net.weights_q][:2] == [32, 64]
+    # the small presets are untouched (their published figures depend on them)
+    assert PRESETS["mnist-small"].arch == "1x28x28:c16k5-c32k3-f10"
+    assert PRESETS["mnist-small"].hyper == SMALL_HYPER
