@@ -260,6 +260,70 @@ def figure(res: dict, path: str) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+# ------------------------------------------------------------------ publish
+CHECK_SAMPLES = 1000     # the subset a test re-evaluates quickly (the full figure is checked by hand)
+
+
+def load_eval(model: str, dataset: str, data_dir: str | None, test_samples: int | None) -> dict:
+    """``python -m neurochip.run --load MODEL`` (the best-on-validation weights) as a reader would run it."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.json")
+        argv = [sys.executable, "-m", "neurochip.run", "--load", model, "--dataset", dataset,
+                "--json", out, "--quiet"] + (["--data-dir", data_dir] if data_dir else [])
+        if test_samples:
+            argv += ["--test-samples", str(test_samples)]
+        subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+        with open(out) as fh:
+            return json.load(fh)
+
+
+def publish(cfg: dict, state: str, folder: str, log) -> dict:
+    """Copy the best seed's checkpoint (lowest best-on-validation error) to ``folder/NAME.npz``,
+    re-evaluate it with ``--load`` on the whole test set and on its first CHECK_SAMPLES images,
+    and record both in ``folder/models.json``."""
+    import shutil
+    res = collect(cfg, state)
+    if not res["seeds"]:
+        raise SystemExit(f"error: {cfg['name']}: no checkpoint to publish yet")
+    seed = min(res["seeds"], key=lambda s: (res["seeds"][s]["best"].get("val_error", 2.0), s))
+    s = res["seeds"][seed]
+    os.makedirs(folder, exist_ok=True)
+    model = os.path.join(folder, cfg["name"] + ".npz")
+    shutil.copyfile(checkpoint_path(state, cfg, seed), model)
+    flags = cfg["flags"]
+    dataset = flags[flags.index("--dataset") + 1] if "--dataset" in flags else \
+        training_of(model)["dataset"]
+    data_dir = flags[flags.index("--data-dir") + 1] if "--data-dir" in flags else None
+    n_test = int(flags[flags.index("--test-samples") + 1]) if "--test-samples" in flags else None
+    full = load_eval(model, dataset, data_dir, n_test)       # the run's own test set
+    n_check = min(CHECK_SAMPLES, full["test_samples"])
+    part = load_eval(model, dataset, data_dir, n_check)
+    recorded = s["best_test_error"]
+    if recorded is not None and full["test_error"] != recorded:
+        raise SystemExit(f"error: {model}: --load gives {full['test_error']} but the run recorded "
+                         f"{recorded} for its best epoch")
+    entry = {"dataset": dataset, "config": cfg["name"], "seed": seed, "epochs_trained": s["epochs"],
+             "best_epoch": s["best"].get("epoch"), "val_error": s["best"].get("val_error"),
+             "test_error": full["test_error"], "test_samples": full["test_samples"],
+             "check": {"test_samples": n_check, "test_error": part["test_error"]},
+             "weights_sha256": full["weights_sha256"],
+             "command": f"python -m neurochip.run --load {model} --dataset {dataset} --data-dir DIR "
+                        "--json out.json",
+             "machine": machine(), "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    index = os.path.join(folder, "models.json")
+    models = {}
+    if os.path.exists(index):
+        with open(index) as fh:
+            models = json.load(fh)
+    models[os.path.basename(model)] = entry
+    from neurochip.atomic import atomic_write_bytes
+    atomic_write_bytes(index, (json.dumps(models, indent=1, sort_keys=True) + "\n").encode())
+    log(f"{cfg['name']}: published seed {seed} (epoch {entry['best_epoch']}): test error "
+        f"{entry['test_error']:.2%} on {entry['test_samples']} images")
+    return entry
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.headline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -272,9 +336,16 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="Numba threads of each piece (default 1)")
     p.add_argument("--report", default=None, metavar="OUT", help="train nothing: write the tables and "
                                                                   "curves to OUT")
+    p.add_argument("--publish", default=None, metavar="DIR",
+                   help="train nothing: copy each configuration's best seed (on validation) to "
+                        "DIR/NAME.npz and record its re-evaluated test error in DIR/models.json")
     a = p.parse_args(argv)
     cfgs = [load_config(c, a.data_root) for c in a.configs]
     log = lambda *m: print(time.strftime("%H:%M:%S", time.gmtime()), *m, file=sys.stderr, flush=True)  # noqa: E731
+    if a.publish:
+        for cfg in cfgs:
+            publish(cfg, a.state, a.publish, log)
+        return 0
     if a.report:
         from neurochip.atomic import atomic_write_bytes
         os.makedirs(a.report, exist_ok=True)

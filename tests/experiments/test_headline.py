@@ -46,6 +46,14 @@ def test_pieces_equal_the_uninterrupted_run(config, tmp_path, capsys):
         assert s["best_test_error"] == s["history"][s["best"]["epoch"] - 1]["test_error"]
     assert "best_test_error_mean_std" in res and (out / "tiny.png").stat().st_size > 1000
     assert "Partial" not in (out / "tiny.md").read_text()
+    # publishing: the best seed on validation, re-evaluated by --load to the recorded figure
+    models = tmp_path / "models"
+    assert headline.main([config, "--state", str(state), "--publish", str(models)]) == 0
+    entry = json.loads((models / "models.json").read_text())["tiny.npz"]
+    seed = min(res["seeds"], key=lambda s: (res["seeds"][s]["best"]["val_error"], int(s)))
+    assert entry["seed"] == int(seed)
+    assert entry["test_error"] == res["seeds"][seed]["best_test_error"]
+    assert entry["check"]["test_samples"] == min(headline.CHECK_SAMPLES, entry["test_samples"])
     capsys.readouterr()
 
 

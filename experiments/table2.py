@@ -1,0 +1,106 @@
+"""The seed's Table II, row by row, in 8-bit integers: ``python -m experiments.table2 ...``.
+
+Reads what the runs wrote and prints one Markdown table with the published figure
+beside ours (mean ± std over 3 seeds, ddof 1, and every seed):
+
+* the FC rows from ``python -m experiments.protocol experiments/configs/table2.json``
+  (``--protocol``: its JSON; each arm's rate chosen on the validation split);
+* the 2C1FC row from the ``mnist-medium`` headline runs (``--headline``: the JSON of
+  ``python -m experiments.headline ... --report``), whose architecture is Ernoult's P-conv
+  and whose rate was chosen by the pilots (``--pilots``: the pilots' JSON, for the rates tried);
+* the 2C2FC row (the paper's network, ``paper-mnist``): not trained here; ``--paper-ms``
+  (measured milliseconds per training sample) gives what its epochs would take.
+
+The published figures are algorithm.md §7.2's (test / train error %).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .protocol import mean_std
+
+#: (row, architecture, published rows: (source, test %, train % or None))
+PUBLISHED = {
+    "1FC 784-500-10": [("O'Connor et al. [8]", 2.37, 0.15), ("EqSpike [3]", 2.41, 1.09)],
+    "3FC 784-500-500-10": [("O'Connor et al. [8]", 2.42, 0.27)],
+    "2C1FC (P-conv) 784-c32k5-c64k5-10": [("Ernoult et al. [9]", 1.02, 0.54)],
+    "2C2FC (the paper) c128k3-c256k3-512-10": [("Lin, Bal, Sengupta 2024 (float32, 250 epochs)", 0.97, None)],
+}
+
+
+def _seeds_cell(tests: list[float]) -> tuple[str, str]:
+    per = " / ".join(f"{100 * t:.2f}" for t in tests)
+    if len(tests) >= 2:
+        m, s = mean_std(tests)
+        return f"**{100 * m:.2f} ± {100 * s:.2f}**", per
+    return "-", per
+
+
+def rows(protocol: dict, headline: dict | None, paper_ms: float | None) -> list[str]:
+    out = ["| row | published (test / train error %) | ours, 8-bit: rate (chosen on validation) | "
+           "epochs | test error % (mean ± std) | per seed (0 / 1 / 2) | train error % on the fly, "
+           "best epoch (mean) |", "|---|---|---|---|---|---|---|"]
+
+    def pub(row):
+        return "; ".join(f"{src}: {t:.2f} / {'-' if tr is None else f'{tr:.2f}'}"
+                         for src, t, tr in PUBLISHED[row])
+
+    epochs = protocol["config"]["full"]["flags"]
+    n_ep = epochs[epochs.index("--epochs") + 1]
+    for arm, a in protocol["arms"].items():
+        row = arm if arm in PUBLISHED else None
+        if row is None:
+            continue
+        f = a["chosen_factor"]
+        rates = ",".join(f"{v * f:.10g}" for v in a["base_lrs"])
+        runs = [a["full"][s] for s in ("0", "1", "2") if s in a["full"]]
+        cell, per = _seeds_cell([r["test_error"] for r in runs])
+        train = [r["train_error"] for r in runs]
+        tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
+        part = "" if len(runs) == 3 else f" (partial: {len(runs)} of 3 seeds)"
+        out.append(f"| {row} | {pub(row)} | x{f:g} = {rates} | {n_ep} | {cell}{part} | {per or '-'} | {tr} |")
+    row = "2C1FC (P-conv) 784-c32k5-c64k5-10"
+    if headline:
+        seeds = headline["seeds"]
+        tests = [seeds[s]["best_test_error"] for s in sorted(seeds) if seeds[s]["best_test_error"] is not None]
+        done = [seeds[s]["epochs"] for s in seeds]
+        cell, per = _seeds_cell(tests)
+        train = []
+        for s in seeds.values():
+            if s["best"].get("epoch"):
+                train.append(s["history"][s["best"]["epoch"] - 1]["train_error_on_the_fly"])
+        tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
+        out.append(f"| {row} | {pub(row)} | `mnist-medium`: x1 = 0.2,0.15,0.08 (pilots) | "
+                   f"{min(done)} of {headline['total_epochs']} (partial) | {cell} | {per} | {tr} |")
+    row = "2C2FC (the paper) c128k3-c256k3-512-10"
+    note = "not trained here"
+    if paper_ms:
+        epoch_h = 60000 * paper_ms / 1000 / 3600
+        note += (f": {paper_ms:g} ms per training sample -> {epoch_h:.1f} h per 60,000-image epoch, "
+                 f"{250 * epoch_h / 24:.0f} days for 250 epochs")
+    out.append(f"| {row} | {pub(row)} | {note} | - | - | - | - |")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.table2", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--protocol", required=True, help="JSON of experiments.protocol table2.json")
+    p.add_argument("--headline", default=None, help="JSON of experiments.headline --report (mnist-medium)")
+    p.add_argument("--paper-ms", type=float, default=None,
+                   help="measured ms per paper-mnist training sample (docs/speed.md)")
+    a = p.parse_args(argv)
+    with open(a.protocol) as fh:
+        protocol = json.load(fh)
+    headline = None
+    if a.headline:
+        with open(a.headline) as fh:
+            headline = json.load(fh)
+    print("\n".join(rows(protocol, headline, a.paper_ms)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

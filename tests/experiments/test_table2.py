@@ -1,0 +1,37 @@
+"""experiments.table2: the published figure beside ours, mean ± std (ddof 1) and every seed."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from experiments import table2
+
+
+def _protocol(tests):
+    full = {str(s): {"test_error": t, "train_error": 0.01 * (s + 1)} for s, t in enumerate(tests)}
+    return {"config": {"full": {"flags": ["--val-split", "5000", "--epochs", "2"]}},
+            "arms": {"1FC 784-500-10": {"chosen_factor": 2.0, "base_lrs": [0.2, 0.08], "full": full},
+                     "not a Table II row": {"chosen_factor": 1.0, "base_lrs": [0.1], "full": {}}}}
+
+
+def test_rows(tmp_path, capsys):
+    tests = [0.031, 0.029, 0.034]
+    headline = {"total_epochs": 20, "seeds": {
+        str(s): {"epochs": 2, "best_test_error": t, "best": {"epoch": 2},
+                 "history": [{"train_error_on_the_fly": 0.05}, {"train_error_on_the_fly": 0.03}]}
+        for s, t in enumerate([0.02, 0.021, 0.019])}}
+    p, h = tmp_path / "p.json", tmp_path / "h.json"
+    p.write_text(json.dumps(_protocol(tests)))
+    h.write_text(json.dumps(headline))
+    assert table2.main(["--protocol", str(p), "--headline", str(h), "--paper-ms", "100"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    fc = next(line for line in out if line.startswith("| 1FC"))
+    m, s = np.mean(tests), np.std(tests, ddof=1)
+    assert f"**{100 * m:.2f} ± {100 * s:.2f}**" in fc and "3.10 / 2.90 / 3.40" in fc
+    assert "2.37 / 0.15" in fc and "x2 = 0.4,0.16" in fc
+    conv = next(line for line in out if line.startswith("| 2C1FC"))
+    assert "1.02 / 0.54" in conv and "2 of 20 (partial)" in conv and "2.00 / 2.10 / 1.90" in conv
+    paper = next(line for line in out if line.startswith("| 2C2FC"))
+    assert "1.7 h per 60,000-image epoch" in paper       # 60,000 x 100 ms
+    assert not any("not a Table II row" in line for line in out)
