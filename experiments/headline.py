@@ -3,12 +3,14 @@
 Each configuration is one ``neurochip.run`` command (its ``flags``, with
 ``--epochs`` the *planned* total: a cosine schedule depends on it) trained
 with every seed of ``seeds``.  The driver advances the runs round-robin, one
-epoch at a time: for target epoch 1, 2, ... it continues every (config, seed)
-run that has not reached the target (``--resume`` of the run's checkpoint,
+epoch at a time: a run with the fewest finished epochs continues to the end
+of its next epoch (``--resume`` of the run's checkpoint,
 bit-identical to an uninterrupted run) and stops it with SIGTERM as soon as
 its checkpoint shows the target epoch finished (the CLI finishes the
-minibatch, saves and exits; the next step resumes from there).  So every seed
-has the same number of epochs whenever the driver is stopped, and the runs
+minibatch, saves and exits; the next step resumes from there).  So no run is
+more than one epoch ahead of another whenever the driver is stopped (two
+drivers started on the same configurations share the runs, one lock per run,
+with the same guarantee), and the runs
 are exactly the uninterrupted ``--epochs TOTAL`` runs, cut into pieces.
 
 State (resumable, small, meant to be committed so a fresh checkout can
@@ -365,21 +367,31 @@ def main(argv=None) -> int:
         hh, mm = (int(x) for x in a.stop_at.split(":"))
         now = dt.datetime.now(dt.timezone.utc)
         stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
-    last = max(c["total_epochs"] for c in cfgs)
-    if a.until_epoch is not None:
-        last = min(last, a.until_epoch)
-    for target in range(1, last + 1):
-        for cfg in cfgs:
-            for seed in cfg["seeds"]:
-                if target > cfg["total_epochs"]:
-                    continue
-                if stop_at is not None and time.time() >= stop_at:
-                    log("stopped (stop time or signal); resumable: run the same command again")
-                    return 0
-                if advance(cfg, seed, target, a.state, stop_at, a.threads, log) == "deadline":
-                    log("stopped (stop time or signal); resumable: run the same command again")
-                    return 0
-    return 0
+    runs = [(cfg, seed, cfg["total_epochs"] if a.until_epoch is None else min(cfg["total_epochs"], a.until_epoch))
+            for cfg in cfgs for seed in cfg["seeds"]]
+    stopped = "stopped (stop time or signal); resumable: run the same command again"
+    while True:
+        if stop_at is not None and time.time() >= stop_at:
+            log(stopped)
+            return 0
+        done = [(cfg, seed, epochs_done(checkpoint_path(a.state, cfg, seed)), cap) for cfg, seed, cap in runs]
+        behind = [(cfg, seed, d) for cfg, seed, d, cap in done if d < cap]
+        if not behind:
+            return 0
+        # equal progress: only a run with the fewest epochs starts its next one (so no run is more
+        # than one epoch ahead of another, also with two drivers sharing the runs)
+        fewest = min(d for _, _, d in behind)
+        for cfg, seed, d in behind:
+            if d != fewest:
+                continue
+            outcome = advance(cfg, seed, d + 1, a.state, stop_at, a.threads, log)
+            if outcome == "deadline":
+                log(stopped)
+                return 0
+            if outcome != "busy":
+                break
+        else:          # every run with the fewest epochs is trained by another driver: wait for one
+            time.sleep(10 * POLL_SECONDS)
 
 
 if __name__ == "__main__":
