@@ -3,8 +3,9 @@
 Reads what the runs wrote and prints one Markdown table with the published figure
 beside ours (mean ± std over 3 seeds, ddof 1, and every seed):
 
-* the FC rows from ``python -m experiments.protocol experiments/configs/table2.json``
-  (``--protocol``: its JSON; each arm's rate chosen on the validation split);
+* the FC rows from ``python -m experiments.protocol experiments/configs/table2-1fc.json`` and
+  ``table2-3fc.json`` (``--protocol``, repeated: their JSON; each arm's rate chosen on the
+  validation split);
 * the 2C1FC row from the ``mnist-medium`` headline runs (``--headline``: the JSON of
   ``python -m experiments.headline ... --report``), whose architecture is Ernoult's P-conv
   and whose rate was chosen by the pilots (``--pilots``: the pilots' JSON, for the rates tried);
@@ -38,7 +39,7 @@ def _seeds_cell(tests: list[float]) -> tuple[str, str]:
     return "-", per
 
 
-def rows(protocol: dict, headline: dict | None, paper_ms: float | None) -> list[str]:
+def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -> list[str]:
     out = ["| row | published (test / train error %) | ours, 8-bit: rate (chosen on validation) | "
            "epochs | test error % (mean ± std) | per seed (0 / 1 / 2) | train error % on the fly, "
            "best epoch (mean) |", "|---|---|---|---|---|---|---|"]
@@ -47,12 +48,12 @@ def rows(protocol: dict, headline: dict | None, paper_ms: float | None) -> list[
         return "; ".join(f"{src}: {t:.2f} / {'-' if tr is None else f'{tr:.2f}'}"
                          for src, t, tr in PUBLISHED[row])
 
-    epochs = protocol["config"]["full"]["flags"]
-    n_ep = epochs[epochs.index("--epochs") + 1]
-    for arm, a in protocol["arms"].items():
+    for protocol, arm, a in ((p, arm, a) for p in protocols for arm, a in p["arms"].items()):
         row = arm if arm in PUBLISHED else None
-        if row is None:
+        if row is None or a.get("chosen_factor") is None:
             continue
+        epochs = protocol["config"]["full"]["flags"]
+        n_ep = epochs[epochs.index("--epochs") + 1]
         f = a["chosen_factor"]
         rates = ",".join(f"{v * f:.10g}" for v in a["base_lrs"])
         runs = [a["full"][s] for s in ("0", "1", "2") if s in a["full"]]
@@ -87,18 +88,21 @@ def rows(protocol: dict, headline: dict | None, paper_ms: float | None) -> list[
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.table2", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--protocol", required=True, help="JSON of experiments.protocol table2.json")
+    p.add_argument("--protocol", required=True, action="append",
+                   help="JSON of experiments.protocol (experiments/configs/table2-*.json); repeatable")
     p.add_argument("--headline", default=None, help="JSON of experiments.headline --report (mnist-medium)")
     p.add_argument("--paper-ms", type=float, default=None,
                    help="measured ms per paper-mnist training sample (docs/speed.md)")
     a = p.parse_args(argv)
-    with open(a.protocol) as fh:
-        protocol = json.load(fh)
+    protocols = []
+    for path in a.protocol:
+        with open(path) as fh:
+            protocols.append(json.load(fh))
     headline = None
     if a.headline:
         with open(a.headline) as fh:
             headline = json.load(fh)
-    print("\n".join(rows(protocol, headline, a.paper_ms)))
+    print("\n".join(rows(protocols, headline, a.paper_ms)))
     return 0
 
 
