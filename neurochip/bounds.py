@@ -8,6 +8,8 @@
 * :func:`contrastive_sum_bound`: ``2 B P trace_max**2`` for a batch of ``B``,
   ``P`` positions per output channel (``Hc*Wc`` conv, 1 FC), both phases.
 * :func:`check_headroom`: all of them for a network, before any work.
+* :func:`int32_lanes_exact`: whether a hidden layer's update fits 32-bit lanes
+  (``neurochip/core/lanes.py``) exactly.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .pooling import kernel_side, weights_per_entry
 
 EXACT_FLOAT64 = 1 << 53
 INT64_LIMIT = 1 << 63
+INT32_LIMIT = 1 << 31
 
 
 def check_exact(bound: int, what: str) -> None:
@@ -38,6 +41,25 @@ def contrastive_positions(arch, layer: int) -> int:
 def contrastive_sum_bound(batch: int, positions: int, trace_max: int) -> int:
     """Sum of the magnitudes of one contrastive sum's terms: ``2 B P trace_max**2``."""
     return 2 * batch * positions * trace_max * trace_max
+
+
+def int32_lanes_exact(lam_q: int, eps_q: int, one: int, bias_bits: int, reg_bits: int) -> bool:
+    """Whether every intermediate of the 32-bit-lane update stays inside int32.
+
+    With registers ``|r| <= R = 2**(reg_bits-1)`` (aligned input, decoder,
+    residue), ``|bias| <= B = 2**(bias_bits-1)``, ``0 <= s <= ONE`` and Q12
+    factors ``0 <= c <= 4096``, the largest magnitudes of
+    ``neurochip/core/lanes.py`` are: the decoder's difference ``2R`` and new
+    value ``3R + 1``; the drive ``R + B`` and its difference to ``s``,
+    ``R + B + ONE``; the encoder's prediction product ``4096 ONE + 2**11`` and
+    ``v``, ``R + 2 ONE``; inside ``mul_q12(c, d)`` (``|d| < 2**30`` required)
+    ``c (d >> 12)`` is at most ``|d| + 4096`` and ``c (d & 4095)`` below ``2**24``.
+    """
+    big, bias, reg = max(one, 1), 1 << (bias_bits - 1), 1 << (reg_bits - 1)
+    return (0 <= lam_q <= 4096 and 0 <= eps_q <= 4096
+            and 2 * reg < (1 << 30) and reg + bias + big < (1 << 30)
+            and 3 * reg + 1 < INT32_LIMIT and 4096 * big + 2048 < INT32_LIMIT
+            and reg + 2 * big < INT32_LIMIT)
 
 
 def conv_input_bound(in_channels: int, kernel: int, is_max: bool, weight_max: int) -> int:

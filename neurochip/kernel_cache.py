@@ -22,7 +22,8 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 # the sources cached kernels inline from other files: the integer rules, the
 # neuron's update sequence, the pooling arithmetic, and the core's constants and
 # scatter kernels (inlined by core/kernels.py)
-INLINED_SOURCES = ("numerics.py", "neuron.py", "pooling.py", "core/meta.py", "core/scatter.py")
+INLINED_SOURCES = ("numerics.py", "neuron.py", "pooling.py", "core/meta.py", "core/scatter.py",
+                   "core/lanes.py")
 
 
 def _digest() -> str:

@@ -29,6 +29,7 @@ from ..neuron import (Alignment, Dynamics, EncoderState, NeuronState, encode_ste
                       phase_beta_q, phase_steps)
 from .meta import (C_BETA, C_EPS, C_LAM, C_NPHASES, C_ONE, C_ONE_LAM, C_STATE_BITS, C_T1, C_T2,
                    C_THR_LAM, C_TRACE_MAX, M_FB_MULT, M_OFF, M_SH_FB, M_SH_FWD, M_SH_OUT, M_SIZE)
+from .lanes import CHUNK, update_layer_lanes
 from .scatter import _scatter_feedback, _scatter_forward
 
 drop_stale(__file__)   # kernels inline numerics, neuron and scatter: recompile when they change
@@ -54,9 +55,9 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
     sat_dec = 0
     sat_psi = 0
     for t in range(size):
-        s_old, d_old = s_[t], dec_[t]
-        new, si, sd = neuron_step(np.int64(uf_[t]), np.int64(ub_[t]), b_[t], one * (t == label),
-                                  beta_q, NeuronState(s_old, d_old), align, dyn)
+        s_old, d_old = np.int64(s_[t]), np.int64(dec_[t])
+        new, si, sd = neuron_step(np.int64(uf_[t]), np.int64(ub_[t]), np.int64(b_[t]),
+                                  one * (t == label), beta_q, NeuronState(s_old, d_old), align, dyn)
         uf_[t] = 0
         ub_[t] = 0
         sat_in += si
@@ -64,7 +65,7 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
         active += (new.s != s_old) | (new.dec != d_old)
         dec_[t] = new.dec
         s_[t] = new.s
-        q, enc, sat = encode_step(new.s, EncoderState(psi_[t], encp_[t]), dyn)
+        q, enc, sat = encode_step(new.s, EncoderState(np.int64(psi_[t]), np.int64(encp_[t])), dyn)
         sat_psi += sat
         psi_[t] = enc.psi
         encp_[t] = enc.prev
@@ -76,12 +77,24 @@ def _update_layer(row, n_off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
     counts_pl[K_SAT_PSI] += sat_psi
 
 
+# one 0/1 byte per neuron, eight at a time: the multiply gathers the eight bytes'
+# low bits into the top byte (bit i = neuron i), whose set bits _SPIKE_POS lists
+_BYTE_BITS = np.uint64(0x0102040810204080)
+_SPIKE_POS = np.array([[i for i in range(8) if m >> i & 1] + [0] * (8 - bin(m).count("1"))
+                       for m in range(256)], np.int32)
+_SPIKE_CNT = np.array([bin(m).count("1") for m in range(256)], np.int64)
+
+
 @njit(cache=True, inline="always")
 def _compact(qbuf, q_words, n_off, size, spk_idx):
     """Indices of the spiking neurons of a layer into ``spk_idx[n_off:]``; their count.
 
     ``q_words`` is ``qbuf`` (int8 0/1) viewed as uint64: eight neurons
-    without a spike are skipped with one test (most are silent).
+    without a spike are skipped with one test (most are silent); the spikes of
+    a word are found without a branch per neuron (their 8-bit mask indexes
+    :data:`_SPIKE_POS`).  All eight slots are written: the ones past the count
+    are overwritten later and stay inside the layer (the count so far is at
+    most the number of neurons before the word).
     """
     cnt = 0
     t = n_off
@@ -91,10 +104,14 @@ def _compact(qbuf, q_words, n_off, size, spk_idx):
         cnt += qbuf[t]
         t += 1
     while t + 8 <= end:
-        if q_words[t >> 3] != 0:
-            for u in range(t, t + 8):
-                spk_idx[n_off + cnt] = u
-                cnt += qbuf[u]
+        w = q_words[t >> 3]
+        if w != 0:
+            m = (w * _BYTE_BITS) >> np.uint64(56)
+            dst = spk_idx[n_off + cnt:n_off + cnt + 8]
+            pos = _SPIKE_POS[m]
+            for i in range(8):
+                dst[i] = t + pos[i]
+            cnt += _SPIKE_CNT[m]
         t += 8
     while t < end:
         spk_idx[n_off + cnt] = t
@@ -113,8 +130,9 @@ class CoreTables(NamedTuple):
     plan : int64 ``(n_all, 4)``, forward scatter runs of every neuron (:func:`.scatter._scatter_plan`).
     consts : int64 ``(C_NCONST,)``, the constants vector (Q12 constants, ``ONE``, T1, T2, phases).
     w_fwd, w_fb : int16 or int32 ``(n_table,)``, forward / feedback weight tables (weight units).
-    bias : int64 ``(n_all,)``, every neuron's bias (S fraction bits; 0 for the input).
+    bias : int32 ``(n_all,)``, every neuron's bias (S fraction bits; 0 for the input).
     pool_offs : int64 ``(L+1,)``, each max-pool layer's first slot in ``SampleScratch.pool_idx``.
+    lanes32 : bool, hidden layers update in 32-bit lanes (:mod:`.lanes`; the bounds allow it).
     """
 
     meta: np.ndarray
@@ -125,6 +143,7 @@ class CoreTables(NamedTuple):
     w_fb: np.ndarray
     bias: np.ndarray
     pool_offs: np.ndarray
+    lanes32: bool
 
 
 class SampleScratch(NamedTuple):
@@ -132,8 +151,9 @@ class SampleScratch(NamedTuple):
 
     Attributes
     ----------
-    s, dec, psi, encp : int64 ``(n_all,)``, activation, decoder, encoder residue and the
-        encoder's last activation (S fraction bits), flat internal order.
+    s, dec, psi, encp : int32 ``(n_all,)``, activation, decoder, encoder residue and the
+        encoder's last activation (S fraction bits; registers of at most 24 bits), flat
+        internal order.
     spk_idx : int32 ``(n_all,)``, each layer's spiking neurons of the last step, from its offset.
     spk_cnt : int64 ``(L+1,)``, their counts.
     u_fwd, u_fb : int32 or int64 ``(n_all,)``, synaptic accumulators (summed weights).
@@ -144,6 +164,7 @@ class SampleScratch(NamedTuple):
     qbuf : int8 ``(ceil(n_all/8)*8,)``, 0/1 spikes of the step; q_words : its uint64 view.
     nz : int64 ``(N0,)``, indices of the non-zero input pixels.
     srcs : int64 ``(n_all,)``, table offsets of a spike group (scatter scratch).
+    inp32 : int32 ``(lanes.CHUNK,)``, aligned inputs of a chunk (:mod:`.lanes` scratch).
     """
 
     s: np.ndarray
@@ -166,6 +187,7 @@ class SampleScratch(NamedTuple):
     q_words: np.ndarray
     nz: np.ndarray
     srcs: np.ndarray
+    inp32: np.ndarray
 
 
 class SampleOutputs(NamedTuple):
@@ -201,9 +223,9 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
     label : int, the class nudged towards (-1: none; only read when beta != 0).
     reg_lo, reg_hi : int, the saturated register range (``numerics.REG_MIN``, ``REG_MAX``).
     """
-    meta, coords, plan, consts, w_fwd, w_fb, bias, pool_offs = tables
+    meta, coords, plan, consts, w_fwd, w_fb, bias, pool_offs, lanes32 = tables
     (s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, snap_s, snap_dec, snap_psi,
-     snap_encp, snap_idx, snap_cnt, qbuf, q_words, nz, srcs) = scratch
+     snap_encp, snap_idx, snap_cnt, qbuf, q_words, nz, srcs, inp32) = scratch
     traces, phase_idx, s_free, counts, rec_spk, rec_state = out
     n_layers = meta.shape[0] - 1
     n_all = s.shape[0]
@@ -258,8 +280,12 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
             counts[phase, 0, K_SAT_PSI] += sat_psi
             for l in range(1, n_layers + 1):
                 off, size = meta[l, M_OFF], meta[l, M_SIZE]
-                _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
-                              dyn, beta_q if l == n_layers else 0, label, counts[phase, l])
+                if lanes32 and l < n_layers:    # hidden layers: never nudged
+                    update_layer_lanes(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp,
+                                       qbuf, inp32, dyn, counts[phase, l])
+                else:
+                    _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
+                                  dyn, beta_q if l == n_layers else 0, label, counts[phase, l])
                 cnt = _compact(qbuf, q_words, off, size, spk_idx)
                 spk_cnt[l] = cnt
                 counts[phase, l, K_SPIKES] += cnt
@@ -310,30 +336,31 @@ def _run_batch(tables, x_fp, labels, reg_lo, reg_hi, u_proto, c_proto, n_pool, t
     n0 = meta[0, M_SIZE]
     for b in prange(n_batch):
         # per-sample scratch, allocated once per sample (never per step)
-        s = np.zeros(n_all, np.int64)
-        dec = np.zeros(n_all, np.int64)
-        psi = np.zeros(n_all, np.int64)
-        encp = np.zeros(n_all, np.int64)
+        s = np.zeros(n_all, np.int32)
+        dec = np.zeros(n_all, np.int32)
+        psi = np.zeros(n_all, np.int32)
+        encp = np.zeros(n_all, np.int32)
         spk_idx = np.zeros(n_all, np.int32)
         spk_cnt = np.zeros(n_l1, np.int64)
         u_fwd = np.zeros_like(u_proto)
         u_fb = np.zeros_like(u_proto)
         cacc = np.zeros_like(c_proto)
         pool_idx = np.zeros(n_pool, np.int8)
-        snap_s = np.zeros(n_all, np.int64)
-        snap_dec = np.zeros(n_all, np.int64)
-        snap_psi = np.zeros(n_all, np.int64)
-        snap_encp = np.zeros(n_all, np.int64)
+        snap_s = np.zeros(n_all, np.int32)
+        snap_dec = np.zeros(n_all, np.int32)
+        snap_psi = np.zeros(n_all, np.int32)
+        snap_encp = np.zeros(n_all, np.int32)
         snap_idx = np.zeros(n_all, np.int32)
         snap_cnt = np.zeros(n_l1, np.int64)
         qbuf = np.zeros((n_all + 7) // 8 * 8, np.int8)
         q_words = qbuf.view(np.uint64)
         nz = np.zeros(n0, np.int64)
         srcs = np.zeros(n_all, np.int64)
+        inp32 = np.zeros(CHUNK, np.int32)
         rs = rec_spk[b] if rec_spk.shape[0] > 0 else rec_spk[0:0, 0]
         rst = rec_state[b] if rec_state.shape[0] > 0 else rec_state[0:0, 0]
         scratch = SampleScratch(s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx,
                                 snap_s, snap_dec, snap_psi, snap_encp, snap_idx, snap_cnt, qbuf,
-                                q_words, nz, srcs)
+                                q_words, nz, srcs, inp32)
         out = SampleOutputs(traces[b], phase_idx[b], s_free[b], counts[b], rs, rst)
         _run_sample(tables, scratch, out, x_fp[b], labels[b], reg_lo, reg_hi)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import numerics as nx
+from ..bounds import int32_lanes_exact
 from ..kinds import N_COUNTS
 from ..network import Network
 from .kernels import CoreTables, _run_batch
@@ -42,6 +43,10 @@ class CoreNet:
         self.layout = CoreLayout.build(net)
         self._maps = pack_index_maps(net, self.layout)
         self.pool_offs, self.n_pool = max_pool_slots(net)   # fixed by the architecture
+        k, wd = net.constants(), net.widths
+        #: hidden layers update in 32-bit lanes (core/lanes.py) when the bounds allow it
+        self.lanes32 = int32_lanes_exact(int(k.lam_q), int(k.eps_q), int(k.one), wd.bias_bits,
+                                         nx.REG_BITS)
         self.refresh()
 
     def refresh(self) -> None:
@@ -79,7 +84,7 @@ class CoreNet:
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
         tables = CoreTables(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb,
-                            self.bias, self.pool_offs)
+                            self.bias, self.pool_offs, self.lanes32)
         _run_batch(tables, x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
                    np.zeros(lay.n_cacc, lay.acc_dtype), self.n_pool, traces, phase_idx, s_free,
                    counts, rec_spk, rec_state)

@@ -121,11 +121,11 @@ def _inverse(perm: np.ndarray) -> np.ndarray:
 
 
 def neuron_biases(net: Network, layout: CoreLayout) -> np.ndarray:
-    """Bias of every neuron (int64, flat internal order; 0 for the input)."""
-    bias = np.zeros(layout.n_all, np.int64)
+    """Bias of every neuron (int32: at most 24 bits; flat internal order; 0 for the input)."""
+    bias = np.zeros(layout.n_all, np.int32)
     for l in range(1, len(layout.meta)):
         row = layout.meta[l]
-        b = net.biases_q[l - 1].astype(np.int64)
+        b = net.biases_q[l - 1].astype(np.int32)
         o = layout.offsets[l]
         if row[M_KIND] == KIND_CONV:
             bias[o:o + layout.sizes[l]] = np.tile(b, int(row[M_H] * row[M_W]))
