@@ -104,14 +104,12 @@ def _compact(qbuf, q_words, n_off, size, spk_idx):
         cnt += qbuf[t]
         t += 1
     while t + 8 <= end:
-        w = q_words[t >> 3]
-        if w != 0:
-            m = (w * _BYTE_BITS) >> np.uint64(56)
-            dst = spk_idx[n_off + cnt:n_off + cnt + 8]
-            pos = _SPIKE_POS[m]
-            for i in range(8):
-                dst[i] = t + pos[i]
-            cnt += _SPIKE_CNT[m]
+        m = (q_words[t >> 3] * _BYTE_BITS) >> np.uint64(56)
+        dst = spk_idx[n_off + cnt:n_off + cnt + 8]
+        pos = _SPIKE_POS[m]
+        for i in range(8):
+            dst[i] = t + pos[i]
+        cnt += _SPIKE_CNT[m]
         t += 8
     while t < end:
         spk_idx[n_off + cnt] = t
