@@ -254,13 +254,14 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
         n_steps = phase_steps(phase, t1, t2)
         for _ in range(n_steps):
             # 1. synaptic input from the spikes of the previous step
-            for l in range(1, n_layers + 1):
+            for l in range(n_layers, 0, -1):
                 counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
                     meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
                     pool_offs[l], srcs)
-            for l in range(2, n_layers + 1):
-                counts[phase, l - 1, K_EVENTS_FB] += _scatter_feedback(
-                    meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_offs[l], srcs)
+                if l < n_layers:
+                    counts[phase, l, K_EVENTS_FB] += _scatter_feedback(
+                        meta, coords, l + 1, w_fb, spk_idx, spk_cnt, u_fb, pool_idx,
+                        pool_offs[l + 1], srcs)
             # 2.+3. neuron updates and encoders, layer by layer
             cnt = 0
             sat_psi = 0
@@ -279,8 +280,8 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
             for l in range(1, n_layers + 1):
                 off, size = meta[l, M_OFF], meta[l, M_SIZE]
                 if lanes32 and l < n_layers:    # hidden layers: never nudged
-                    update_layer_lanes(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp,
-                                       qbuf, inp32, dyn, counts[phase, l])
+                    update_layer_lanes(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, qbuf,
+                                       inp32, dyn, counts[phase, l])
                 else:
                     _update_layer(meta[l], off, size, bias, u_fwd, u_fb, s, dec, psi, encp, qbuf,
                                   dyn, beta_q if l == n_layers else 0, label, counts[phase, l])
@@ -294,6 +295,10 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
                         rec_spk[step_global, spk_idx[off + k]] = 1
             step_global += 1
         # end of phase
+        if lanes32:     # the hidden layers' encoder register (lanes.py leaves it to s)
+            h0 = meta[1, M_OFF]
+            h1 = meta[n_layers, M_OFF]
+            encp[h0:h1] = s[h0:h1]
         if recording:
             for n in range(n_all):
                 rec_state[phase, REC_S, n] = s[n]

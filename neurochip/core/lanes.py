@@ -19,7 +19,12 @@ runs through it.
 
 Numba types ``int32 op int32`` as int64; wrapping each result in ``I32``
 (a truncation that is exact under the bounds) lets LLVM narrow the loop to
-int32 vectors.  The aligned input still needs int64 (its shifts can exceed 32
+int32 vectors.  The encoder's last activation (``encp``) is the activation at
+the start of the step, ``s``, in every step of every execution (both are set to
+``s'`` together, start at 0 together and are restored from the free phase's
+snapshot together): the update reads ``s`` and leaves that register alone,
+and the kernel copies ``s`` into it at the end of each phase, where it is
+recorded and snapshotted.  The aligned input still needs int64 (its shifts can exceed 32
 bits before the saturation): it is computed in a first pass over a chunk of
 :data:`CHUNK` neurons into int32 scratch, so that the second pass has no int64
 lane at all.
@@ -55,8 +60,8 @@ def mul_q12(c, d):
 
 
 @njit(cache=True, inline="always")
-def update_layer_lanes(row, n_off, size, bias32, u_fwd, u_fb, s, dec, psi, encp, qbuf, inp32,
-                       dyn, counts_pl):
+def update_layer_lanes(row, n_off, size, bias32, u_fwd, u_fb, s, dec, psi, qbuf, inp32, dyn,
+                       counts_pl):
     """One step of a hidden layer (nudge 0): the int64 step's integers in int32 lanes.
 
     Parameters
@@ -65,8 +70,9 @@ def update_layer_lanes(row, n_off, size, bias32, u_fwd, u_fb, s, dec, psi, encp,
     n_off, size : the layer's first neuron and neuron count (flat internal order).
     bias32 : int32 ``(n_all,)``, biases (S fraction bits).
     u_fwd, u_fb : int32 or int64 ``(n_all,)``, summed weights; consumed (zeroed).
-    s, dec, psi, encp : int32 ``(n_all,)``, activation, decoder, encoder residue and
-        last encoded activation (S fraction bits); updated in place.
+    s, dec, psi : int32 ``(n_all,)``, activation, decoder and encoder residue (S fraction
+        bits); updated in place.  The encoder's last activation is ``s`` itself (see
+        the module docstring): the caller copies ``s`` into that register where it is read.
     qbuf : int8 ``(>= n_all,)``, 0/1 spikes of the step (written).
     inp32 : int32 ``(CHUNK,)``, scratch for the aligned inputs.
     dyn : :class:`neurochip.neuron.Dynamics`; counts_pl : int64 ``(N_COUNTS,)``, the
@@ -104,7 +110,7 @@ def update_layer_lanes(row, n_off, size, bias32, u_fwd, u_fb, s, dec, psi, encp,
             ub_[t] = 0
         sat_in += si
         # pass 2 (int32): decoder, Euler step with clamp, sigma-delta encoder
-        b_, s_, dec_, psi_, encp_ = bias32[c0:c1], s[c0:c1], dec[c0:c1], psi[c0:c1], encp[c0:c1]
+        b_, s_, dec_, psi_ = bias32[c0:c1], s[c0:c1], dec[c0:c1], psi[c0:c1]
         q_ = qbuf[c0:c1]
         act = zero
         sd = zero
@@ -116,7 +122,7 @@ def update_layer_lanes(row, n_off, size, bias32, u_fwd, u_fb, s, dec, psi, encp,
             sd = I32(sd + I32(d_s != d))
             drive = I32(d_s + b_[t])
             s_new = min(max(I32(s_old + mul_q12(eps, I32(drive - s_old))), zero), one)  # state_step
-            pred = I32(I32(I32(lam_c * encp_[t]) + I32(_Q12_HALF)) >> nx.Q12_BITS)   # encoder_step
+            pred = I32(I32(I32(lam_c * s_old) + I32(_Q12_HALF)) >> nx.Q12_BITS)   # encoder_step
             v = I32(I32(psi_[t] + s_new) - pred)
             q = v > thr_lam
             p = I32(v - I32(I32(q) * one_lam))
@@ -126,7 +132,6 @@ def update_layer_lanes(row, n_off, size, bias32, u_fwd, u_fb, s, dec, psi, encp,
             dec_[t] = d_s
             s_[t] = s_new
             psi_[t] = p_s
-            encp_[t] = s_new
             q_[t] = q
         active += act
         sat_dec += sd
