@@ -67,8 +67,9 @@ def _replay_grouped(meta, coords, plan, l, w, idx_all, cnt_all, acc_proto, n_wor
         srcs = np.zeros(acc_proto.shape[0], np.int64)
         ev = 0
         for k in range(idx_all.shape[0]):
-            ev += _scatter_forward(meta, coords, plan, l, w, idx_all[k], cnt_all[k], acc, cacc,
-                                   pool_idx, 0, srcs)
+            # a conv edge: its table is w (the fc tables, unused, are passed as w too)
+            ev += _scatter_forward(meta, coords, plan, l, w, w, idx_all[k], cnt_all[k], acc,
+                                   cacc, pool_idx, 0, srcs)
             acc[off:off + size] = 0
         total[wk] = ev
     return total.sum()

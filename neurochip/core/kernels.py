@@ -127,7 +127,8 @@ class CoreTables(NamedTuple):
     coords : int32 ``(n_all, 3)``, ``(y, x, channel)`` of every conv-map neuron.
     plan : int64 ``(n_all, 4)``, forward scatter runs of every neuron (:func:`.scatter._scatter_plan`).
     consts : int64 ``(C_NCONST,)``, the constants vector (Q12 constants, ``ONE``, T1, T2, phases).
-    w_fwd, w_fb : int16 or int32 ``(n_table,)``, forward / feedback weight tables (weight units).
+    w_fwd, w_fb : int16 or int32, forward / feedback weight tables of the conv layers (weight units).
+    w_fc_fwd, w_fc_fb : int8, int16 or int32, those of the fc layers (plain weights).
     bias : int32 ``(n_all,)``, every neuron's bias (S fraction bits; 0 for the input).
     pool_offs : int64 ``(L+1,)``, each max-pool layer's first slot in ``SampleScratch.pool_idx``.
     lanes32 : bool, hidden layers update in 32-bit lanes (:mod:`.lanes`; the bounds allow it).
@@ -139,6 +140,8 @@ class CoreTables(NamedTuple):
     consts: np.ndarray
     w_fwd: np.ndarray
     w_fb: np.ndarray
+    w_fc_fwd: np.ndarray
+    w_fc_fb: np.ndarray
     bias: np.ndarray
     pool_offs: np.ndarray
     lanes32: bool
@@ -221,7 +224,7 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
     label : int, the class nudged towards (-1: none; only read when beta != 0).
     reg_lo, reg_hi : int, the saturated register range (``numerics.REG_MIN``, ``REG_MAX``).
     """
-    meta, coords, plan, consts, w_fwd, w_fb, bias, pool_offs, lanes32 = tables
+    meta, coords, plan, consts, w_fwd, w_fb, w_fc_fwd, w_fc_fb, bias, pool_offs, lanes32 = tables
     (s, dec, psi, encp, spk_idx, spk_cnt, u_fwd, u_fb, cacc, pool_idx, snap_s, snap_dec, snap_psi,
      snap_encp, snap_idx, snap_cnt, qbuf, q_words, nz, srcs, inp32) = scratch
     traces, phase_idx, s_free, counts, rec_spk, rec_state = out
@@ -256,11 +259,11 @@ def _run_sample(tables, scratch, out, x_fp, label, reg_lo, reg_hi):
             # 1. synaptic input from the spikes of the previous step
             for l in range(n_layers, 0, -1):
                 counts[phase, l, K_EVENTS_FWD] += _scatter_forward(
-                    meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
-                    pool_offs[l], srcs)
+                    meta, coords, plan, l, w_fwd, w_fc_fwd, spk_idx, spk_cnt, u_fwd, cacc,
+                    pool_idx, pool_offs[l], srcs)
                 if l < n_layers:
                     counts[phase, l, K_EVENTS_FB] += _scatter_feedback(
-                        meta, coords, l + 1, w_fb, spk_idx, spk_cnt, u_fb, pool_idx,
+                        meta, coords, l + 1, w_fb, w_fc_fb, spk_idx, spk_cnt, u_fb, pool_idx,
                         pool_offs[l + 1], srcs)
             # 2.+3. neuron updates and encoders, layer by layer
             cnt = 0

@@ -35,7 +35,8 @@ class CoreLayout:
     perm: list[np.ndarray]     # per layer 0..L
     coords: np.ndarray = None  # int32 (n_all, 3): (y, x, channel) of every conv-map neuron
     plan: np.ndarray = None    # int64 (n_all, 4): forward scatter runs of every neuron
-    w_dtype: type = np.int32   # weight tables: int16 when every entry fits
+    w_dtype: type = np.int32   # conv weight tables: int16 when every entry fits
+    fc_dtype: type = np.int32  # fc weight tables (plain weights): int8 up to 8-bit weights
     acc_dtype: type = np.int64  # synaptic accumulators: int32 when no sum can overflow it
 
     @staticmethod
@@ -57,7 +58,7 @@ class CoreLayout:
                 perm.append(np.arange(shp[0], dtype=np.int64))
         c0, h0, w0 = arch.input_shape
         meta[0, [M_KIND, M_OFF, M_SIZE, M_C, M_H, M_W]] = [KIND_INPUT, 0, sizes[0], c0, h0, w0]
-        wf_off = wb_off = cacc_off = 0
+        wf_off = wb_off = fc_off = cacc_off = 0
         is_max = net.hyper.pool == "max"
         for l in range(1, n_layers + 1):
             spec = arch.layers[l - 1]
@@ -89,9 +90,13 @@ class CoreLayout:
             else:
                 row[M_KIND] = KIND_FC
                 row[M_C], row[M_H], row[M_W] = spec.channels, 1, 1
-            row[M_WF_OFF], row[M_WB_OFF] = wf_off, wb_off
-            wf_off += n_w
-            wb_off += n_w
+            if spec.kind == "conv":     # offsets into the conv tables
+                row[M_WF_OFF], row[M_WB_OFF] = wf_off, wb_off
+                wf_off += n_w
+                wb_off += n_w
+            else:                       # offsets into the fc tables
+                row[M_WF_OFF], row[M_WB_OFF] = fc_off, fc_off
+                fc_off += n_w
         # (y, x, channel) of every neuron of a map, so that kernels need no division
         coords = np.zeros((int(sum(sizes)), 3), np.int32)
         for l, shp in enumerate(shapes):
@@ -100,10 +105,10 @@ class CoreLayout:
                 y, x, ci = np.meshgrid(np.arange(h), np.arange(w), np.arange(c), indexing="ij")
                 coords[offsets[l]:offsets[l] + sizes[l]] = np.stack(
                     [y.ravel(), x.ravel(), ci.ravel()], axis=1)
-        w_dtype, acc_dtype = _table_dtypes(meta, net.widths.weight_bits)
+        w_dtype, fc_dtype, acc_dtype = _table_dtypes(meta, net.widths.weight_bits)
         plan = _scatter_plan(meta, coords, int(sum(sizes)))
         return CoreLayout(meta, offsets, sizes, int(sum(sizes)), max(cacc_off, 1), perm,
-                          coords, plan, w_dtype, acc_dtype)
+                          coords, plan, w_dtype, fc_dtype, acc_dtype)
 
     def to_internal(self, layer: int, canonical: np.ndarray) -> np.ndarray:
         """``(..., N_l)`` canonical -> internal order."""
@@ -124,17 +129,19 @@ class CoreLayout:
         return parts
 
 
-def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
-    """Narrowest exact dtypes of the weight tables and the synaptic accumulators.
+def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type, type]:
+    """Narrowest exact dtypes of the conv and fc weight tables and the accumulators.
 
-    A table entry is a weight (``|w| <= 2**(Bw-1)``) or, for avg-pool conv,
-    a sum of four.  An accumulator receives each table entry of its layer at
-    most once per step (every source neuron spikes at most once and reaches a
+    A table entry is a weight (``|w| <= 2**(Bw-1)``; fc tables and max-pool
+    conv) or, for avg-pool conv, a sum of four.  The fc tables hold plain
+    weights, so up to 8-bit weights they are int8: half the bytes of the
+    largest tables, whose rows every spike reads (docs/speed.md).  An
+    accumulator receives each table entry of its layer at most once per step (every source neuron spikes at most once and reaches a
     target through one entry), so ``|u| <= fan_in * max|entry|``; int32 is
     used when that bound fits, else int64 (the contract's width).
     """
     w_max = 1 << (weight_bits - 1)
-    entry_max = 0
+    entry_max = w_max
     acc_max = 0
     for l in range(1, len(meta)):
         row = meta[l]
@@ -144,14 +151,15 @@ def _table_dtypes(meta: np.ndarray, weight_bits: int) -> tuple[type, type]:
             fan_fwd, fan_fb = int(row[M_CIN]) * taps, int(row[M_C]) * taps
             if row[M_IS_MAX]:   # the full-resolution conv sums before the max
                 fan_fwd = int(row[M_CIN]) * int(row[M_K]) ** 2
+            entry_max = max(entry_max, e)
         else:
             e = w_max
             fan_fwd, fan_fb = int(row[M_IN_SIZE]), int(row[M_SIZE])
-        entry_max = max(entry_max, e)
         acc_max = max(acc_max, e * fan_fwd, e * fan_fb)
     w_dtype = np.int16 if entry_max <= (1 << 15) else np.int32
+    fc_dtype = np.int8 if w_max <= (1 << 7) else np.int16 if w_max <= (1 << 15) else np.int32
     acc_dtype = np.int32 if acc_max < (1 << 31) else np.int64
-    return w_dtype, acc_dtype
+    return w_dtype, fc_dtype, acc_dtype
 
 
 def is_max_pool_layer(net: Network, layer: int) -> bool:

@@ -51,7 +51,8 @@ class CoreNet:
 
     def refresh(self) -> None:
         """Re-derive the kernel tables after the integer parameters changed."""
-        self.w_fwd, self.w_fb = pack_weights(self.net, self.layout, self._maps)
+        self.w_fwd, self.w_fb, self.w_fc_fwd, self.w_fc_fb = pack_weights(self.net, self.layout,
+                                                                          self._maps)
         self.bias = neuron_biases(self.net, self.layout)
 
     def run(self, x_fp: np.ndarray, labels: np.ndarray | None = None, train: bool = True,
@@ -84,7 +85,7 @@ class CoreNet:
             rec_state = np.zeros((0, 1, 1, 1), np.int64)
         reg_lo, reg_hi = nx.REG_MIN, nx.REG_MAX
         tables = CoreTables(lay.meta, lay.coords, lay.plan, consts, self.w_fwd, self.w_fb,
-                            self.bias, self.pool_offs, self.lanes32)
+                            self.w_fc_fwd, self.w_fc_fb, self.bias, self.pool_offs, self.lanes32)
         _run_batch(tables, x_int, labels, reg_lo, reg_hi, np.zeros(lay.n_all, lay.acc_dtype),
                    np.zeros(lay.n_cacc, lay.acc_dtype), self.n_pool, traces, phase_idx, s_free,
                    counts, rec_spk, rec_state)

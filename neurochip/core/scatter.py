@@ -123,9 +123,11 @@ def _add_group(acc, dst, d_step, w, srcs, g, s_step, nr, n):
 
 
 @njit(cache=True, inline="always")
-def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
+def _scatter_forward(meta, coords, plan, l, w_fwd, w_fc, spk_idx, spk_cnt, u_fwd, cacc, pool_idx,
                      pool_off, srcs):
     """Add the forward weights of layer l-1's spikes into layer l; returns events.
+
+    ``w_fwd``: the conv layers' forward tables, ``w_fc``: the fc layers'.
 
     Only spiking neurons cost work; the loops visit only the kernel taps that
     land inside the target map (no per-tap bounds tests).  The spikes of one
@@ -141,7 +143,7 @@ def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc
     if row[M_KIND] == KIND_FC:
         for k in range(n_spk):
             srcs[k] = wf + (spk_idx[in_off + k] - in_off) * cout
-        _add_group(u_fwd, off, 0, w_fwd, srcs, n_spk, 0, 1, cout)
+        _add_group(u_fwd, off, 0, w_fc, srcs, n_spk, 0, 1, cout)
         return n_spk * cout
     pad, kf, hout, wout = row[M_PAD], row[M_KF], row[M_H], row[M_W]
     cin = row[M_CIN]
@@ -261,8 +263,11 @@ def _scatter_forward(meta, coords, plan, l, w_fwd, spk_idx, spk_cnt, u_fwd, cacc
 
 
 @njit(cache=True, inline="always")
-def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, pool_off, srcs):
+def _scatter_feedback(meta, coords, l, w_fb, w_fc, spk_idx, spk_cnt, u_fb, pool_idx, pool_off,
+                      srcs):
     """Add layer l's spikes through W_l^T into layer l-1's feedback input.
+
+    ``w_fb``: the conv layers' feedback tables, ``w_fc``: the fc layers'.
 
     As in :func:`_scatter_forward`, spikes with the same targets (FC; the
     channels of one position for avg-pool conv) are added as one group.
@@ -275,7 +280,7 @@ def _scatter_feedback(meta, coords, l, w_fb, spk_idx, spk_cnt, u_fb, pool_idx, p
         nin = row[M_IN_SIZE]
         for k in range(n_spk):
             srcs[k] = wb + (spk_idx[off + k] - off) * nin
-        _add_group(u_fb, in_off, 0, w_fb, srcs, n_spk, 0, 1, nin)
+        _add_group(u_fb, in_off, 0, w_fc, srcs, n_spk, 0, 1, nin)
         return n_spk * nin
     cin, hin, win = row[M_CIN], row[M_HIN], row[M_WIN]
     pad, kf, wout, cout = row[M_PAD], row[M_KF], row[M_W], row[M_C]

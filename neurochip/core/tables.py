@@ -73,23 +73,29 @@ def _gather_sum(table, off, w, idx):
 
 
 def pack_weights(net: Network, layout: CoreLayout,
-                 maps: list | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Forward- and feedback-scatter weight tables (``layout.w_dtype``, flat).
+                 maps: list | None = None) -> tuple[np.ndarray, ...]:
+    """Forward- and feedback-scatter weight tables, flat: ``(w_fwd, w_fb, w_fc_fwd, w_fc_fb)``.
 
-    The layouts are those of :func:`pack_index_maps` (pass its result as
-    ``maps`` to skip re-deriving them).
+    The conv layers' tables (``layout.w_dtype``) and the fc layers' tables
+    (``layout.fc_dtype``), each layer at its ``M_WF_OFF`` / ``M_WB_OFF`` in
+    its kind's tables.  The layouts are those of :func:`pack_index_maps`
+    (pass its result as ``maps`` to skip re-deriving them).
     """
     meta = layout.meta
     if maps is None:
         maps = pack_index_maps(net, layout)
-    w_fwd = np.zeros(int(sum(_table_size(meta[l]) for l in range(1, len(meta)))), layout.w_dtype)
-    w_fb = np.zeros_like(w_fwd)
+    conv = [l for l in range(1, len(meta)) if meta[l, M_KIND] == KIND_CONV]
+    fc = [l for l in range(1, len(meta)) if meta[l, M_KIND] != KIND_CONV]
+    w_fwd = np.zeros(sum(_table_size(meta[l]) for l in conv), layout.w_dtype)
+    w_fc_fwd = np.zeros(sum(_table_size(meta[l]) for l in fc), layout.fc_dtype)
+    w_fb, w_fc_fb = np.zeros_like(w_fwd), np.zeros_like(w_fc_fwd)
     for l in range(1, len(meta)):
         w = np.ascontiguousarray(_kernel_source(net, layout, l)).reshape(-1)
         idx_fwd, idx_fb = maps[l - 1]
-        _gather_sum(w_fwd, meta[l, M_WF_OFF], w, idx_fwd)
-        _gather_sum(w_fb, meta[l, M_WB_OFF], w, idx_fb)
-    return w_fwd, w_fb
+        t_fwd, t_fb = (w_fwd, w_fb) if l in conv else (w_fc_fwd, w_fc_fb)
+        _gather_sum(t_fwd, meta[l, M_WF_OFF], w, idx_fwd)
+        _gather_sum(t_fb, meta[l, M_WB_OFF], w, idx_fb)
+    return w_fwd, w_fb, w_fc_fwd, w_fc_fb
 
 
 def _forward_slots(kf: int, is_max: int) -> np.ndarray:

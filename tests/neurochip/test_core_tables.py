@@ -35,9 +35,10 @@ def test_narrow_tables_give_the_wide_integers(preset, pool, bits):
     x, y = _digits(6)
     narrow = CoreNet(net)
     wide = CoreNet(net)
-    wide.layout.w_dtype, wide.layout.acc_dtype = np.int32, np.int64
+    wide.layout.w_dtype, wide.layout.fc_dtype, wide.layout.acc_dtype = np.int32, np.int32, np.int64
     wide.refresh()
-    assert wide.w_fwd.dtype == np.int32
+    assert wide.w_fwd.dtype == np.int32 and wide.w_fc_fwd.dtype == np.int32
+    assert narrow.w_fc_fwd.dtype == (np.int8 if bits <= 8 else np.int16)
     a = narrow.run(x, y, train=True, record=True)
     b = wide.run(x, y, train=True, record=True)
     for f in ("traces", "pool_idx", "s_free", "counts", "rec_spikes", "rec_state"):
@@ -50,7 +51,10 @@ def test_table_dtypes_follow_the_bounds():
         net = Network.create(arch, Hyper(lrs=(0.1,) * n, pool=pool), Widths(weight_bits=bits))
         return CoreLayout.build(net)
     small = lay("1x8x8:c8k3p1-f10", 8)
-    assert (small.w_dtype, small.acc_dtype) == (np.int16, np.int32)
+    assert (small.w_dtype, small.fc_dtype, small.acc_dtype) == (np.int16, np.int8, np.int32)
+    # fc tables hold plain weights: int8 up to 8 bits, then int16
+    assert lay("1x8x8:c8k3p1-f10", 9).fc_dtype == np.int16
+    assert lay("1x8x8:c8k3p1-f10", 16).fc_dtype == np.int16
     # a fused avg-pool entry is a sum of four 15-bit weights: no longer an int16
     assert lay("1x8x8:c8k3p1-f10", 15).w_dtype == np.int32
     assert lay("1x8x8:c8k3p1-f10", 16, "max").w_dtype == np.int16
