@@ -3,14 +3,17 @@
 Per step ``k`` (synchronous, every edge one step of delay):
 
 1. scatter the spikes every layer emitted at ``k-1`` into the forward and
-   feedback accumulators of its neighbours (:mod:`.scatter`);
+   feedback accumulators of its neighbours (:mod:`.scatter`; each layer's two
+   inputs together, from the top layer down: the sums are exact in any order);
 2. update every neuron of layers ``1..L`` (:func:`neurochip.neuron.neuron_step`)
    and run its encoder (:func:`neurochip.neuron.encode_step`), layer by layer
-   (layer 0 encodes the image), to emit the spikes of step ``k``.
+   (layer 0 encodes the image), to emit the spikes of step ``k``; the hidden
+   layers run the same integers in 32-bit lanes (:mod:`.lanes`) when the
+   bounds allow it.
 
 The neuron update is a branch-free loop over slices (it vectorises), which also
 consumes and zeroes the accumulators; spikes are compacted into index lists
-afterwards; input pixels that are 0 never spike and are skipped; all scratch is
+afterwards, eight neurons at a time; input pixels that are 0 never spike and are skipped; all scratch is
 allocated once per sample, never per step; the snapshot of the free phase is a
 few vector copies per sample.
 """
