@@ -3,11 +3,11 @@
 Each configuration is one ``neurochip.run`` command (its ``flags``, with
 ``--epochs`` the *planned* total: a cosine schedule depends on it) trained
 with every seed of ``seeds``.  The driver advances the runs round-robin, one
-epoch at a time: a run with the fewest finished epochs continues to the end
-of its next epoch (``--resume`` of the run's checkpoint,
+epoch at a time: a run with the fewest finished epochs of its configuration
+continues to the end of its next epoch (``--resume`` of the run's checkpoint,
 bit-identical to an uninterrupted run) and stops it with SIGTERM as soon as
 its checkpoint shows the target epoch finished (the CLI finishes the
-minibatch, saves and exits; the next step resumes from there).  So no run is
+minibatch, saves and exits; the next step resumes from there).  So no seed is
 more than one epoch ahead of another whenever the driver is stopped (two
 drivers started on the same configurations share the runs, one lock per run,
 with the same guarantee), and the runs
@@ -378,12 +378,14 @@ def main(argv=None) -> int:
         behind = [(cfg, seed, d) for cfg, seed, d, cap in done if d < cap]
         if not behind:
             return 0
-        # equal progress: only a run with the fewest epochs starts its next one (so no run is more
-        # than one epoch ahead of another, also with two drivers sharing the runs)
-        fewest = min(d for _, _, d in behind)
-        for cfg, seed, d in behind:
-            if d != fewest:
-                continue
+        # equal progress of the seeds: only a run with the fewest epochs of its configuration starts
+        # its next one (so no seed is more than one epoch ahead of another, also with two drivers
+        # sharing the runs); the runs furthest behind go first
+        fewest = {}
+        for cfg, _, d in behind:
+            fewest[cfg["name"]] = min(d, fewest.get(cfg["name"], d))
+        eligible = sorted((r for r in behind if r[2] == fewest[r[0]["name"]]), key=lambda r: r[2])
+        for cfg, seed, d in eligible:
             outcome = advance(cfg, seed, d + 1, a.state, stop_at, a.threads, log)
             if outcome == "deadline":
                 log(stopped)
