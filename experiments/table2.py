@@ -64,17 +64,14 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -
         out.append(f"| {row} | {pub(row)} | x{f:g} = {rates} | {n_ep} | {cell}{part} | {per or '-'} | {tr} |")
     row = "2C1FC (P-conv) 784-c32k5-c64k5-10"
     if headline:
-        seeds = headline["seeds"]
-        tests = [seeds[s]["best_test_error"] for s in sorted(seeds) if seeds[s]["best_test_error"] is not None]
-        done = [seeds[s]["epochs"] for s in seeds]
-        cell, per = _seeds_cell(tests)
-        train = []
-        for s in seeds.values():
-            if s["best"].get("epoch"):
-                train.append(s["history"][s["best"]["epoch"] - 1]["train_error_on_the_fly"])
+        # every seed at the same number of epochs (the last all have finished)
+        eq = headline["equal_epochs"]["seeds"]
+        cell, per = _seeds_cell([eq[s]["test_error"] for s in sorted(eq)])
+        train = [v["train_error_on_the_fly"] for v in eq.values()]
         tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
         out.append(f"| {row} | {pub(row)} | `mnist-medium`: x1 = 0.2,0.15,0.08 (pilots) | "
-                   f"{min(done)} of {headline['total_epochs']} (partial) | {cell} | {per} | {tr} |")
+                   f"{headline['equal_epochs']['epoch']} of {headline['total_epochs']} (partial) | {cell} | "
+                   f"{per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
     note = "not trained here"
     if paper_ms:

@@ -53,6 +53,9 @@ def test_pieces_equal_the_uninterrupted_run(config, tmp_path, capsys):
         assert s["epochs"] == 3 and len(s["history"]) == 3
         assert s["best_test_error"] == s["history"][s["best"]["epoch"] - 1]["test_error"]
     assert "best_test_error_mean_std" in res and (out / "tiny.png").stat().st_size > 1000
+    eq = res["equal_epochs"]
+    assert eq["epoch"] == 3 and {s: v["test_error"] for s, v in eq["seeds"].items()} == \
+        {s: v["best_test_error"] for s, v in res["seeds"].items()}
     assert "Partial" not in (out / "tiny.md").read_text()
     # publishing: the best seed on validation, re-evaluated by --load to the recorded figure
     models = tmp_path / "models"

@@ -17,10 +17,14 @@ def _protocol(tests):
 
 def test_rows(tmp_path, capsys):
     tests = [0.031, 0.029, 0.034]
-    headline = {"total_epochs": 20, "seeds": {
-        str(s): {"epochs": 2, "best_test_error": t, "best": {"epoch": 2},
-                 "history": [{"train_error_on_the_fly": 0.05}, {"train_error_on_the_fly": 0.03}]}
-        for s, t in enumerate([0.02, 0.021, 0.019])}}
+    from experiments.headline import at_equal_epochs
+    seeds = {str(s): {"epochs": 2, "history": [
+        {"val_error": 0.05, "test_error": 0.04, "train_error_on_the_fly": 0.05},
+        {"val_error": 0.03, "test_error": t, "train_error_on_the_fly": 0.03}]}
+        for s, t in enumerate([0.02, 0.021, 0.019])}
+    seeds["1"]["epochs"] = 3           # one seed an epoch ahead: the row is taken at epoch 2
+    seeds["1"]["history"].append({"val_error": 0.01, "test_error": 0.005, "train_error_on_the_fly": 0.01})
+    headline = {"total_epochs": 20, "seeds": seeds, "equal_epochs": at_equal_epochs(seeds)}
     p, h = tmp_path / "p.json", tmp_path / "h.json"
     p.write_text(json.dumps(_protocol(tests)))
     h.write_text(json.dumps(headline))
