@@ -278,10 +278,12 @@ def figure(res: dict, path: str) -> None:
         ax.plot(ep, [100 * h["test_error"] for h in s["history"]], "s-", color=f"C{k}",
                 label=f"seed {seed} test")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("error %")
-    ax.set_yscale("log")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.set_title(f"{res['title']}", fontsize=9)
+    ax.set_ylabel("error % (dashed: validation, solid: test)")
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.set_title(f"{res['name']}: 8-bit, {len(res['seeds'])} seeds (planned {res['total_epochs']} epochs)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
