@@ -13,6 +13,30 @@ DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
                             "..", "shared", "data")
 
 
+def read_config(path: str, data_root: str | None, required: tuple[str, ...]) -> dict:
+    """A configuration (JSON) with ``{data}`` replaced by the data root (default ../shared/data).
+
+    Exits with a one-line error when one of ``required`` is missing.
+    """
+    with open(path) as fh:
+        text = fh.read()
+    root = os.path.abspath(data_root or DEFAULT_DATA)
+    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
+    for key in required:
+        if key not in cfg:
+            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    return cfg
+
+
+def write_report(out: str, name: str, text: str, result: dict) -> None:
+    """``out/NAME.md`` (the tables) and ``out/NAME.json`` (every figure), each written atomically."""
+    from neurochip.atomic import atomic_write_bytes
+    os.makedirs(out, exist_ok=True)
+    atomic_write_bytes(os.path.join(out, name + ".md"), text.encode())
+    atomic_write_bytes(os.path.join(out, name + ".json"),
+                       (json.dumps(result, indent=1, default=str) + "\n").encode())
+
+
 def data_dir(name: str, root: str | None) -> str | None:
     """Folder of ``name``'s IDX files: ``root`` or ../shared/data (None for digits)."""
     if name == "digits":

@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from .common import DEFAULT_DATA, machine
+from .common import read_config, write_report, machine
 from .protocol import cached, canonical, mean_std, run_key, run_once
 
 #: the flags of ``common`` that the real-valued run takes (the rest are integer-only or outputs)
@@ -44,13 +44,7 @@ REAL_FLAGS = ("--preset", "--arch", "--lrs", "--dataset", "--data-dir", "--epoch
 
 
 def load_config(path: str, data_root: str | None) -> dict:
-    with open(path) as fh:
-        text = fh.read()
-    root = os.path.abspath(data_root or DEFAULT_DATA)
-    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
-    for key in ("name", "common", "arms", "seeds", "baseline"):
-        if key not in cfg:
-            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    cfg = read_config(path, data_root, ("name", "common", "arms", "seeds", "baseline"))
     if len(cfg["seeds"]) < 3:
         raise SystemExit(f"error: {path}: seeds needs at least 3 seeds")
     if "--val-split" not in cfg["common"] or "--lrs" not in cfg["common"]:
@@ -182,12 +176,8 @@ def main(argv=None) -> int:
     log = lambda *m: print(*m, file=sys.stderr, flush=True)     # noqa: E731
     res = run_gap(cfg, cache, log, a.report_only)
     command = "python -m experiments.gap " + " ".join(argv if argv is not None else sys.argv[1:])
-    from neurochip.atomic import atomic_write_bytes
-    os.makedirs(out, exist_ok=True)
     text = markdown(res, command)
-    atomic_write_bytes(os.path.join(out, cfg["name"] + ".md"), text.encode())
-    atomic_write_bytes(os.path.join(out, cfg["name"] + ".json"),
-                       (json.dumps(res, indent=1, default=str) + "\n").encode())
+    write_report(out, cfg["name"], text, res)
     print(text)
     return 0
 

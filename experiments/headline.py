@@ -44,7 +44,7 @@ import subprocess
 import sys
 import time
 
-from .common import DEFAULT_DATA, machine
+from .common import read_config, write_report, machine
 from .protocol import mean_std
 
 DEFAULT_STATE = os.path.join("experiments", "state")
@@ -52,13 +52,7 @@ POLL_SECONDS = 2.0
 
 
 def load_config(path: str, data_root: str | None) -> dict:
-    with open(path) as fh:
-        text = fh.read()
-    root = os.path.abspath(data_root or DEFAULT_DATA)
-    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
-    for key in ("name", "flags", "seeds"):
-        if key not in cfg:
-            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    cfg = read_config(path, data_root, ("name", "flags", "seeds"))
     flags = cfg["flags"]
     if "--val-split" not in flags or "--epochs" not in flags:
         raise SystemExit(f"error: {path}: flags need --val-split (best-on-validation weights) and "
@@ -383,15 +377,11 @@ def main(argv=None) -> int:
             publish(cfg, a.state, a.publish, log)
         return 0
     if a.report:
-        from neurochip.atomic import atomic_write_bytes
-        os.makedirs(a.report, exist_ok=True)
         command = "python -m experiments.headline " + " ".join(argv if argv is not None else sys.argv[1:])
         for cfg in cfgs:
             res = collect(cfg, a.state)
             text = markdown(res, command.replace(f" --report {a.report}", ""))
-            atomic_write_bytes(os.path.join(a.report, cfg["name"] + ".md"), text.encode())
-            atomic_write_bytes(os.path.join(a.report, cfg["name"] + ".json"),
-                               (json.dumps(res, indent=1) + "\n").encode())
+            write_report(a.report, cfg["name"], text, res)
             if res["seeds"]:
                 figure(res, os.path.join(a.report, cfg["name"] + ".png"))
             print(text)

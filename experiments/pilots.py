@@ -25,23 +25,16 @@ A pilot may replace a ``budget`` flag (e.g. ``--epochs 3`` for a schedule pilot)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
-from .common import DEFAULT_DATA, machine
+from .common import read_config, write_report, machine
 from .protocol import canonical, run_once
 
 
 def load_config(path: str, data_root: str | None) -> dict:
-    with open(path) as fh:
-        text = fh.read()
-    root = os.path.abspath(data_root or DEFAULT_DATA)
-    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
-    for key in ("name", "runs", "budget"):
-        if key not in cfg:
-            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    cfg = read_config(path, data_root, ("name", "runs", "budget"))
     if "--val-split" not in cfg["budget"]:
         raise SystemExit(f"error: {path}: budget needs --val-split (choices are made on a "
                          "validation split, never on the test set)")
@@ -133,12 +126,8 @@ def main(argv=None) -> int:
     log = lambda *m: print(*m, file=sys.stderr, flush=True)     # noqa: E731
     res = run_pilots(cfg, cache, a.checkpoint_every, log, a.report_only)
     command = "python -m experiments.pilots " + " ".join(argv if argv is not None else sys.argv[1:])
-    from neurochip.atomic import atomic_write_bytes
-    os.makedirs(out, exist_ok=True)
     text = markdown(res, command)
-    atomic_write_bytes(os.path.join(out, cfg["name"] + ".md"), text.encode())
-    atomic_write_bytes(os.path.join(out, cfg["name"] + ".json"),
-                       (json.dumps(res, indent=1, default=str) + "\n").encode())
+    write_report(out, cfg["name"], text, res)
     print(text)
     return 0
 

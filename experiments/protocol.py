@@ -43,7 +43,7 @@ import os
 import sys
 import time
 
-from .common import DEFAULT_DATA, machine
+from .common import read_config, machine
 
 DEFAULT_FACTORS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 STAGES = ("sweep", "full")
@@ -52,13 +52,7 @@ STAGES = ("sweep", "full")
 # ------------------------------------------------------------------ config
 def load_config(path: str, data_root: str | None) -> dict:
     """The configuration with ``{data}`` substituted and defaults filled in."""
-    with open(path) as fh:
-        text = fh.read()
-    root = os.path.abspath(data_root or DEFAULT_DATA)
-    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
-    for key in ("name", "arms", "sweep", "full"):
-        if key not in cfg:
-            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+    cfg = read_config(path, data_root, ("name", "arms", "sweep", "full"))
     cfg.setdefault("title", cfg["name"])
     cfg.setdefault("common", [])
     cfg.setdefault("base_lrs", {})
