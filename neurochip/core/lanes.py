@@ -11,10 +11,10 @@ output layer, nudged in the training phases, keeps the int64 step).
 
 Exactness: :func:`neurochip.bounds.int32_lanes_exact` checks, once per
 network, the bounds under which every intermediate below stays inside int32
-(Q12 factors in ``[0, 4096]``, ``ONE <= 2**16``, biases and registers at most
-24 bits), and the kernel falls back to the int64 step otherwise.  Tests
+(Q12 factors in ``[0, 4096]``; ``ONE``, the biases and the registers within
+the widths the network accepts), and the kernel falls back to the int64 step otherwise.  Tests
 compare this update with the int64 step over the whole register range
-(tests/neurochip/core/test_lanes.py), and every core == mirror == Lava test
+(tests/neurochip/test_core_lanes.py), and every core == mirror == Lava test
 runs through it.
 
 Numba types ``int32 op int32`` as int64; wrapping each result in ``I32``
@@ -24,8 +24,8 @@ the start of the step, ``s``, in every step of every execution (both are set to
 ``s'`` together, start at 0 together and are restored from the free phase's
 snapshot together): the update reads ``s`` and leaves that register alone,
 and the kernel copies ``s`` into it at the end of each phase, where it is
-recorded and snapshotted.  The aligned input still needs int64 (its shifts can exceed 32
-bits before the saturation): it is computed in a first pass over a chunk of
+recorded and snapshotted.  The aligned input still needs int64 (its shifts can
+exceed 32 bits before the saturation): it is computed in a first pass over a chunk of
 :data:`CHUNK` neurons into int32 scratch, so that the second pass has no int64
 lane at all.
 """
