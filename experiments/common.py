@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -11,6 +12,23 @@ from neurochip.run import run as run_cli_argv
 
 DEFAULT_DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "..", "shared", "data")
+
+
+#: the per-run cache that protocol, pilots and gap share (a run two drivers need is trained once)
+RUN_CACHE = os.path.join("runs", "protocol", "runs")
+
+
+def driver_setup(a) -> str:
+    """Apply a driver's ``--threads`` (Numba) and return its run cache (``--cache`` or :data:`RUN_CACHE`)."""
+    if a.threads:
+        import numba
+        numba.set_num_threads(a.threads)
+    return a.cache or RUN_CACHE
+
+
+def log(*parts) -> None:
+    """A driver's progress line, on stderr."""
+    print(*parts, file=sys.stderr, flush=True)
 
 
 def read_config(path: str, data_root: str | None, required: tuple[str, ...]) -> dict:

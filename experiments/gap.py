@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from .common import read_config, write_report, machine
+from .common import driver_setup, log, machine, read_config, write_report
 from .protocol import cached, canonical, mean_std, run_key, run_once
 
 #: the flags of ``common`` that the real-valued run takes (the rest are integer-only or outputs)
@@ -167,13 +167,9 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true")
     a = p.parse_args(argv)
     cfg = load_config(a.config, a.data_root)
-    if a.threads:
-        import numba
-        numba.set_num_threads(a.threads)
     out = a.out or os.path.join("runs", "gap")
-    cache = a.cache or os.path.join("runs", "protocol", "runs")
+    cache = driver_setup(a)
     os.makedirs(cache, exist_ok=True)
-    log = lambda *m: print(*m, file=sys.stderr, flush=True)     # noqa: E731
     res = run_gap(cfg, cache, log, a.report_only)
     command = "python -m experiments.gap " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(res, command)

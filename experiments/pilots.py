@@ -29,7 +29,7 @@ import os
 import sys
 import time
 
-from .common import read_config, write_report, machine
+from .common import driver_setup, log, machine, read_config, write_report
 from .protocol import canonical, run_once
 
 
@@ -118,12 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--report-only", action="store_true", help="train nothing: tabulate finished pilots")
     a = p.parse_args(argv)
     cfg = load_config(a.config, a.data_root)
-    if a.threads:
-        import numba
-        numba.set_num_threads(a.threads)
     out = a.out or os.path.join("runs", "pilots")
-    cache = a.cache or os.path.join("runs", "protocol", "runs")
-    log = lambda *m: print(*m, file=sys.stderr, flush=True)     # noqa: E731
+    cache = driver_setup(a)
     res = run_pilots(cfg, cache, a.checkpoint_every, log, a.report_only)
     command = "python -m experiments.pilots " + " ".join(argv if argv is not None else sys.argv[1:])
     text = markdown(res, command)

@@ -43,7 +43,7 @@ import os
 import sys
 import time
 
-from .common import read_config, machine
+from .common import driver_setup, machine, read_config
 
 DEFAULT_FACTORS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 STAGES = ("sweep", "full")
@@ -390,11 +390,8 @@ def main(argv=None) -> int:
                    help="train nothing: tabulate the runs finished so far (a partial table says so)")
     a = p.parse_args(argv)
     cfg = load_config(a.config, a.data_root)
-    if a.threads:
-        import numba
-        numba.set_num_threads(a.threads)
     out = a.out or os.path.join("runs", "protocol", cfg["name"])
-    cache = a.cache or os.path.join("runs", "protocol", "runs")
+    cache = driver_setup(a)
     stages = tuple(s.strip() for s in a.stages.split(","))
     res = run_comparison(cfg, out, cache, a.checkpoint_every, stages, report_only=a.report_only)
     command = "python -m experiments.protocol " + " ".join(argv if argv is not None else sys.argv[1:])
