@@ -34,16 +34,28 @@ def log(*parts) -> None:
 def read_config(path: str, data_root: str | None, required: tuple[str, ...]) -> dict:
     """A configuration (JSON) with ``{data}`` replaced by the data root (default ../shared/data).
 
-    Exits with a one-line error when one of ``required`` is missing.
+    Exits with one line on stderr and code 2 when the file cannot be read or parsed or
+    one of ``required`` is missing.
     """
-    with open(path) as fh:
-        text = fh.read()
-    root = os.path.abspath(data_root or DEFAULT_DATA)
-    cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
+    try:
+        with open(path) as fh:
+            text = fh.read()
+        root = os.path.abspath(data_root or DEFAULT_DATA)
+        cfg = json.loads(text.replace("{data}", root.replace("\\", "/")))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        fail(f"{path}: cannot read the configuration ({exc})")
+    if not isinstance(cfg, dict):
+        fail(f"{path}: the configuration must be a JSON object")
     for key in required:
         if key not in cfg:
-            raise SystemExit(f"error: {path}: configuration has no {key!r}")
+            fail(f"{path}: configuration has no {key!r}")
     return cfg
+
+
+def fail(message: str) -> None:
+    """Bad input: one line ``error: MESSAGE`` on stderr and exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def write_report(out: str, name: str, text: str, result: dict) -> None:
