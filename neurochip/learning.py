@@ -63,28 +63,16 @@ def upsample_post(post: np.ndarray, conv_hw: tuple[int, int], idx: np.ndarray | 
     return g
 
 
-def _windows(x: np.ndarray, h: int, w: int, kernel: int, y0: int = 0, x0: int = 0) -> np.ndarray:
-    """``out[b, r, c, i, u, v] = x[b, i, y0 + 2r + u, x0 + 2c + v]`` as a ``(B*h*w, Ci*K*K)``
-    matrix (a view reshaped, i.e. one copy)."""
-    bsz, ci = x.shape[:2]
-    sb, sc, sy, sx = x.strides
-    view = np.lib.stride_tricks.as_strided(
-        x[:, :, y0:, x0:], shape=(bsz, h, w, ci, kernel, kernel),
-        strides=(sb, 2 * sy, 2 * sx, sc, sy, sx), writeable=False)
-    return view.reshape(bsz * h * w, ci * kernel * kernel)
-
-
-SMALL_GEMM = 1 << 25   # multiply-adds up to which a product runs on one BLAS thread
 _blas = None            # threadpoolctl controller (False: not available)
 
 
 def _one_blas_thread():
     """A context limiting BLAS to one thread (a no-op without threadpoolctl).
 
-    The contrastive products of a CPU-sized minibatch take a millisecond or
-    two; waking BLAS threads for them, right after the core's own threads,
-    makes them several times slower on a busy machine (measured: 2.5 ms
-    single-threaded vs 4-9 ms threaded, ``docs/speed.md``).
+    Right after a batch the core's OpenMP threads still spin-wait, and a
+    threaded BLAS's workers spin after its call into the next batch: on two
+    cores, letting BLAS thread the contrastive products slowed the paper
+    network's whole training step by 5 % (docs/speed.md).
     """
     global _blas
     if _blas is None:
@@ -99,18 +87,22 @@ def _one_blas_thread():
 
 
 def _exact_tn(lhs_t: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """``lhs_t.T @ rhs`` (int64) of integer matrices, through one float64 GEMM.
+    """``lhs_t.T @ rhs`` (int64) of integer-valued float64 matrices, one float64 GEMM.
 
     Exact because every term and every partial sum, in any order of
     summation, is an integer of magnitude below ``2**53`` (the callers assert
-    the bound).  Small products run on one BLAS thread, large ones threaded.
+    the bound).  Runs on one BLAS thread (:func:`_one_blas_thread`).
     """
-    a = np.asarray(lhs_t, np.float64)
-    b = np.asarray(rhs, np.float64)
-    if a.shape[0] * a.shape[1] * b.shape[1] <= SMALL_GEMM:
-        with _one_blas_thread():
-            return (a.T @ b).astype(np.int64)
-    return (a.T @ b).astype(np.int64)
+    with _one_blas_thread():
+        return (lhs_t.T @ rhs).astype(np.int64)
+
+
+def _channels_last(t: np.ndarray, padding: int = 0) -> np.ndarray:
+    """``(B, C, H, W)`` integers as float64 ``(B, H + 2P, W + 2P, C)``, zero-padded."""
+    bsz, c, h, w = t.shape
+    out = np.zeros((bsz, h + 2 * padding, w + 2 * padding, c), np.float64)
+    out[:, padding:padding + h, padding:padding + w] = t.transpose(0, 2, 3, 1)
+    return out
 
 
 def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: int,
@@ -122,30 +114,41 @@ def contrastive_conv(pre: LayerTraces, post: LayerTraces, kernel: int, padding: 
     window (avg), ``sum_{r,c} post[o,r,c] * S[i,2r+u,2c+v]`` where ``S`` is the
     2x2 box sum of the padded pre map; with max-pool, one such product per
     window position ``(m, n)`` with the post masked to its argmax.  Both are
-    one matrix product (``+`` and ``-`` phases stacked, the minus post
-    negated) of integers whose absolute sum is below ``2**53`` (asserted),
-    so every partial sum, in any order, is exact (:func:`_exact_tn`).
+    one matrix product (``+`` and ``-`` phases and window positions stacked
+    as rows, the minus post negated; columns ``(u, v, i)``, built from
+    channel-last maps so each copy moves whole channel vectors) of integers
+    whose absolute sum is below ``2**53`` (asserted), so every partial sum,
+    in any order, is exact (:func:`_exact_tn`).
     """
     hc, wc = conv_hw
     bsz, co, h, w = post.plus.shape
     ci = pre.plus.shape[1]
     check_exact(contrastive_sum_bound(bsz, hc * wc, trace_max), "contrastive sum")
-    pad = ((0, 0), (0, 0), (padding, padding), (padding, padding))
-    lhs, rhs = [], []
+    lhs, maps = [], []          # per row block: post (B*h*w, Co); the map and offset it reads
     for sign, pre_t, post_t, idx in ((1, pre.plus, post.plus, post.idx_plus),
                                      (-1, pre.minus, post.minus, post.idx_minus)):
-        pp = np.pad(np.asarray(pre_t, np.int64), pad)
-        pt = np.asarray(post_t, np.int64).transpose(0, 2, 3, 1)      # (B, h, w, Co)
+        pp = _channels_last(pre_t, padding)
+        pt = sign * _channels_last(post_t).reshape(-1, co)
         if idx is None:
-            box = pp[:, :, :-1, :-1] + pp[:, :, 1:, :-1] + pp[:, :, :-1, 1:] + pp[:, :, 1:, 1:]
-            lhs.append((sign * pt).reshape(-1, co))
-            rhs.append(_windows(box, h, w, kernel))
+            box = pp[:, :-1, :-1] + pp[:, 1:, :-1]
+            box += pp[:, :-1, 1:]
+            box += pp[:, 1:, 1:]
+            lhs.append(pt)
+            maps.append((box, 0, 0))
         else:
-            it = np.asarray(idx).transpose(0, 2, 3, 1)
+            it = np.asarray(idx).transpose(0, 2, 3, 1).reshape(-1, co)
             for mn in range(4):
-                lhs.append(np.where(it == mn, sign * pt, 0).reshape(-1, co))
-                rhs.append(_windows(pp, h, w, kernel, mn >> 1, mn & 1))
-    grads = _exact_tn(np.concatenate(lhs), np.concatenate(rhs)).reshape(co, ci, kernel, kernel)
+                lhs.append(np.where(it == mn, pt, 0.0))
+                maps.append((pp, mn >> 1, mn & 1))
+    n = bsz * h * w
+    rhs = np.empty((len(maps) * n, kernel, kernel, ci), np.float64)
+    for blk, (m, y0, x0) in enumerate(maps):
+        for u in range(kernel):
+            for v in range(kernel):
+                win = m[:, y0 + u:y0 + u + 2 * h:2, x0 + v:x0 + v + 2 * w:2]   # (B, h, w, Ci)
+                rhs[blk * n:(blk + 1) * n, u, v] = win.reshape(n, ci)
+    g = _exact_tn(np.concatenate(lhs), rhs.reshape(len(maps) * n, -1))
+    grads = np.ascontiguousarray(g.reshape(co, kernel, kernel, ci).transpose(0, 3, 1, 2))
     gb = (post.plus.astype(np.int64) - post.minus).sum(axis=(0, 2, 3))
     return grads, gb
 
@@ -158,9 +161,12 @@ def contrastive_fc(pre: LayerTraces, post: LayerTraces,
     """
     bsz = post.plus.shape[0]
     check_exact(contrastive_sum_bound(bsz, 1, trace_max), "contrastive sum")
-    lhs = np.concatenate([np.asarray(post.plus, np.int64), -np.asarray(post.minus, np.int64)])
-    rhs = np.concatenate([np.asarray(pre.plus, np.int64).reshape(bsz, -1),
-                          np.asarray(pre.minus, np.int64).reshape(bsz, -1)])
+    lhs = np.empty((2 * bsz,) + post.plus.shape[1:], np.float64)
+    lhs[:bsz] = post.plus
+    np.negative(post.minus, out=lhs[bsz:])
+    rhs = np.empty((2 * bsz, pre.plus[0].size), np.float64)
+    rhs[:bsz] = pre.plus.reshape(bsz, -1)
+    rhs[bsz:] = pre.minus.reshape(bsz, -1)
     g = _exact_tn(lhs, rhs)
     gb = (post.plus.astype(np.int64) - post.minus).sum(axis=0)
     return g, gb
