@@ -14,6 +14,7 @@ import pytest
 
 from neurochip import learning
 from neurochip.core import CoreLayout, CoreNet
+from neurochip.core.meta import M_WB_OFF, M_WF_OFF
 from neurochip.data import load_digits
 from neurochip.network import Hyper, Network, Widths, get_preset
 
@@ -61,6 +62,27 @@ def test_table_dtypes_follow_the_bounds():
     # 65536 inputs of 16-bit weights can reach 2**31: int64 accumulators
     assert lay("1x256x256:f4-f2", 16).acc_dtype == np.int64
     assert lay("1x256x256:f4-f2", 15).acc_dtype == np.int32
+
+
+@pytest.mark.parametrize("bits", [8, 12])
+def test_fc_tables_are_the_weights_in_channel_last_input_order(bits):
+    """Oracle for the fc tables (tiled packing): feedback ``[o, i] = W[o, canonical(i)]``,
+    forward its transpose, where internal input ``i`` of a conv map is ``(y, x, c)``
+    channel-last and canonical is ``(c, y, x)``; sizes off the 64-entry tiles."""
+    arch = "1x12x12:c4k3-c20k3p1-f70-f10"        # fc1: 20 x 2 x 2 = 80 inputs, 70 outputs
+    net = Network.create(arch, Hyper(lrs=(0.1,) * 4), Widths(weight_bits=bits), seed=3)
+    core = CoreNet(net)
+    meta = core.layout.meta
+    c, h, w = 20, 2, 2
+    canonical = [ch * h * w + y * w + x for y in range(h) for x in range(w) for ch in range(c)]
+    for l, cols in ((3, canonical), (4, list(range(70)))):
+        wq = net.weights_q[l - 1]
+        n_out, n_in = wq.shape
+        f0, b0 = int(meta[l, M_WF_OFF]), int(meta[l, M_WB_OFF])
+        fb = core.w_fc_fb[b0:b0 + n_out * n_in].reshape(n_out, n_in)
+        fwd = core.w_fc_fwd[f0:f0 + n_in * n_out].reshape(n_in, n_out)
+        assert np.array_equal(fb, wq[:, cols])
+        assert np.array_equal(fwd, wq[:, cols].T)
 
 
 def _contrastive_by_definition(pre, post, kernel, padding, conv_hw):
