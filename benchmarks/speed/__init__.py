@@ -5,7 +5,8 @@ Everything it compares runs in one process, interleaved, alternating the order, 
 figure is a median, because the machine is shared:
 
 0. :mod:`.headline`: the core against a dense float32 spiking EP in PyTorch (the
-   real-valued model), per training sample, on ``mnist-small`` and ``paper-mnist``; the
+   real-valued model), per training sample, on ``mnist-small`` and ``paper-mnist``, in one
+   child process per OpenMP wait policy (PyTorch's best one is the headline); the
    published peer code's figures quoted with their source;
 1. :mod:`.mirror`: the core against the exact PyTorch mirror (an exactness tool);
 2. :mod:`.lava`: a small network in the Lava mapping against the core;
@@ -18,3 +19,15 @@ figure is a median, because the machine is shared:
 
 :mod:`.cli` holds the flags and writes ``--json``; :mod:`.common` the shared helpers.
 """
+import os
+
+# OpenMP's wait policy, set before torch or Numba start.  PASSIVE (threads sleep as soon as
+# they wait) keeps the sections' interleaved runs from stealing each other's CPUs on a
+# shared machine (peers.md: PyTorch's spinning threads went from 45-50 to 215 ms per sample
+# at load 4), but it slows PyTorch's many small operations several-fold on a quiet one, so
+# the headline (section 0) measures each policy in its own process.  "default" means
+# libgomp's own default (the variable unset).
+if os.environ.get("OMP_WAIT_POLICY") is None:
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+elif os.environ["OMP_WAIT_POLICY"].lower() == "default":
+    del os.environ["OMP_WAIT_POLICY"]

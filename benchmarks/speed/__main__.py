@@ -1,9 +1,6 @@
 """``python -m benchmarks.speed``: the same as ``python benchmarks/speed.py``."""
-import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")   # see benchmarks/speed.py
-
-from .cli import main  # noqa: E402
+from .cli import main  # the package sets the OpenMP wait policy first
 
 sys.exit(main())

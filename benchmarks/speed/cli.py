@@ -81,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headline-rounds", type=int, default=5,
                    help="interleaved rounds of the mnist-small headline row")
     p.add_argument("--ceiling-rounds", type=int, default=3)
+    p.add_argument("--headline-in-process", action="store_true",
+                   help="section 0 in this process, under the OpenMP wait policy it was started "
+                        "with (default: one child process per policy, PyTorch's faster one gives "
+                        "the headline)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
     p.add_argument("--json", metavar="PATH", default=None, help="write every figure as JSON")
     return p

@@ -33,6 +33,14 @@ def test_headline_and_ceiling_keys(tmp_path):
     c = data["ceiling"]
     assert c["events_per_sample"] > c["edge_events_per_sample"] > 0
     assert "Laborieux" in data["peer_quotes"]["source"]
+    # PyTorch measured under each OpenMP wait policy in its own process; the faster one leads
+    by = data["headline"]["by_wait_policy"]
+    assert set(by) == {"default", "PASSIVE"}
+    assert {r["wait_policy"] for r in by["default"]} == {"default"}
+    assert {r["wait_policy"] for r in by["PASSIVE"]} == {"PASSIVE"}
+    assert row["float32_ms_per_train_sample"] == min(
+        rows[0]["float32_ms_per_train_sample"] for rows in by.values())
+    assert row == by[row["wait_policy"]][0]
 
 
 def test_baseline_revision_is_unpacked_whole(tmp_path):
