@@ -143,13 +143,13 @@ def report_headline(args, result) -> None:
         print(f"  {row['preset']:12s} {row['arch']:34s} T1 {row['t1']:3d} / T2 {row['t2']:2d}, batch "
               f"{row['batch']:3d}: float32 {fmt_ms(row['float32_ms_per_train_sample'] / 1e3)}, core "
               f"{fmt_ms(row['core_ms_per_train_sample'] / 1e3)} -> {row['ratio']:.1f}x "
-              f"(per round {min(pr):.1f}-{max(pr):.1f}x; wait policy {row.get('wait_policy', 'this')})")
-    for policy, rows in r.get("by_wait_policy", {}).items():
-        print(f"    under {policy:8s}: " + ", ".join(
-            f"{row['preset']} float32 {fmt_ms(row['float32_ms_per_train_sample'] / 1e3)} / core "
-            f"{fmt_ms(row['core_ms_per_train_sample'] / 1e3)} = {row['ratio']:.1f}x" for row in rows))
+              f"(per round {min(pr):.1f}-{max(pr):.1f}x; wait policy {row['wait_policy']})")
         key = "core_vs_float32_train_ratio" + ("" if row["preset"] == "mnist-small" else "_paper")
         result[key] = row["ratio"]
+    for policy, rows in r.get("by_wait_policy", {}).items():
+        print(f"    under {policy:8s}: " + ", ".join(
+            f"{w['preset']} float32 {fmt_ms(w['float32_ms_per_train_sample'] / 1e3)} / core "
+            f"{fmt_ms(w['core_ms_per_train_sample'] / 1e3)} = {w['ratio']:.1f}x" for w in rows))
     print(f"  quoted peer ({PEER_SOURCE}):")
     for q in PEER_QUOTES:
         print(f"    {q['network']:44s} peer {q['peer_ms_per_train_sample']:6.1f} ms/sample vs "

@@ -62,3 +62,26 @@ def test_bad_flag_is_one_line_exit_2():
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "speed.py"), "--rounds", "x"],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_headline_keys_for_both_networks(monkeypatch, capsys):
+    """Each headline row sets its own summary key (a regression: only the last one did)."""
+    import types
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks.speed import headline
+    finally:
+        sys.path.remove(str(ROOT))
+
+    def row(preset, f32, core):
+        return dict(preset=preset, arch="1x28x28:f10", t1=1, t2=1, batch=2, float32_ms_per_train_sample=f32,
+                    core_ms_per_train_sample=core, ratio=f32 / core, ratio_per_round=[f32 / core],
+                    wait_policy="default")
+    rows = [row("mnist-small", 3.0, 1.0), row("paper-mnist", 10.0, 2.0)]
+    monkeypatch.setattr(headline, "bench_headline",
+                        lambda args: {"torch_threads": 2, "rows": rows, "by_wait_policy": {"default": rows}})
+    result = {}
+    headline.report_headline(types.SimpleNamespace(threads=2), result)
+    assert result["core_vs_float32_train_ratio"] == 3.0
+    assert result["core_vs_float32_train_ratio_paper"] == 5.0
+    assert "under default" in capsys.readouterr().out
