@@ -93,17 +93,24 @@ class Log:
 
     def __init__(self, path: str):
         self.path = path
-        self.entries = []
-        if os.path.exists(path):
-            with open(path) as fh:
-                self.entries = json.load(fh)["pieces"]
+        self.entries = self._read()
+
+    def _read(self) -> list:
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as fh:
+            return json.load(fh)["pieces"]
 
     def add(self, entry: dict) -> None:
-        self.entries.append(entry)
+        """Append ``entry`` (with the machine it ran on) under a lock: two drivers share the file."""
+        import fcntl
         from neurochip.atomic import atomic_write_bytes
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        atomic_write_bytes(self.path, (json.dumps({"machine": machine(), "pieces": self.entries},
-                                                  indent=1) + "\n").encode())
+        with open(self.path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.entries = self._read() + [dict(entry, machine=machine())]
+            atomic_write_bytes(self.path, (json.dumps({"machine": machine(), "pieces": self.entries},
+                                                      indent=1) + "\n").encode())
 
 
 def advance(cfg: dict, seed: int, target: int, state: str, stop_at: float | None,

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 
@@ -78,3 +80,15 @@ def test_config_needs_split_epochs_and_three_seeds(tmp_path):
         path.write_text(json.dumps(bad))
         with pytest.raises(SystemExit):
             headline.load_config(str(path), None)
+
+
+def test_log_keeps_both_drivers_pieces_and_the_machine(tmp_path):
+    """Two drivers' Log objects made before either writes: neither piece is lost."""
+    path = str(tmp_path / "run" / "log.json")
+    a, b = headline.Log(path), headline.Log(path)
+    a.add({"seed": 0, "to_epoch": 1})
+    b.add({"seed": 1, "to_epoch": 1})
+    pieces = json.loads(open(path).read())["pieces"]
+    assert [p["seed"] for p in pieces] == [0, 1]
+    assert all(p["machine"].endswith(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
+               for p in pieces)
