@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -29,9 +30,6 @@ def test_pieces_equal_the_uninterrupted_run(config, tmp_path, capsys):
     done = {s: headline.epochs_done(str(state / "tiny" / f"seed{s}.npz")) for s in (0, 1, 2)}
     assert all(d >= 1 for d in done.values()), done
     # the rest by two drivers at once (one lock per run): each run is trained by one of them
-    import os
-    import subprocess
-    import sys
     env = {**os.environ, "PYTHONPATH": str(headline.__file__).rsplit("/experiments/", 1)[0]}
     drivers = [subprocess.Popen([sys.executable, "-m", "experiments.headline", config, "--state", str(state)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
