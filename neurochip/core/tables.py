@@ -43,8 +43,9 @@ def pack_index_maps(net: Network, layout: CoreLayout) -> list[tuple[np.ndarray, 
     plain one for max-pool), feedback ``[co, a, b, ci]``.  fc: ``(canonical,
     None)``, ``canonical`` int64 ``(in,)`` the canonical index of each internal
     input: the feedback table is ``W[:, canonical]`` (out, in), the forward table
-    its transpose (in, out) (:func:`_pack_fc`).  The maps depend only on the architecture, so
-    :meth:`CoreNet.refresh` re-packs the tables without deriving them again.
+    its transpose (in, out) (:func:`_pack_fc`).  The maps depend only on the
+    architecture, so :meth:`CoreNet.refresh` re-packs the tables without
+    deriving them again.
     """
     meta = layout.meta
     maps = []
