@@ -197,12 +197,16 @@ def collect(cfg: dict, state: str) -> dict:
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
                        "best_test_error": best_test, "train_seconds": t.get("train_seconds")}
     log_path = os.path.join(state, cfg["name"], "log.json")
-    wall = {}
+    wall, machines = {}, []
     if os.path.exists(log_path):
         with open(log_path) as fh:
             for p in json.load(fh)["pieces"]:
                 wall[p["seed"]] = wall.get(p["seed"], 0.0) + p["wall_seconds"]
-    res = {"name": cfg["name"], "title": cfg["title"], "flags": cfg["flags"], "machine": machine(),
+                m = p.get("machine", "not recorded (earlier pieces)")
+                if m not in machines:
+                    machines.append(m)
+    res = {"name": cfg["name"], "title": cfg["title"], "flags": cfg["flags"],
+           "machine": "; ".join(machines) if machines else machine(),
            "total_epochs": cfg["total_epochs"], "seeds": seeds,
            "wall_seconds": {str(k): v for k, v in wall.items()}}
     tests = [s["best_test_error"] for s in seeds.values() if s["best_test_error"] is not None]
@@ -235,7 +239,8 @@ def at_equal_epochs(seeds: dict) -> dict:
 def markdown(res: dict, command: str) -> str:
     lines = [f"### {res['title']}", "", f"Command: `{command}`  ",
              f"Flags: `{' '.join(res['flags'])}` (planned {res['total_epochs']} epochs)  ",
-             f"Machine: {res['machine']}; date {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
+             f"Machines of the training pieces: {res['machine']}; "
+             f"report date {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
              "| seed | epochs done | validation error % per epoch | test error % per epoch | "
              "best-on-validation epoch | its test error % | wall time |",
              "|---|---|---|---|---|---|---|"]
