@@ -1,8 +1,9 @@
 """The speed benchmark of neurochip, one module per section.
 
 Run it as ``python benchmarks/speed.py [flags]`` (or ``python -m benchmarks.speed``).
-Everything it compares runs in one process, interleaved, alternating the order, and each
-figure is a median, because the machine is shared:
+Everything it compares runs in one process (section 0: in one child process per OpenMP
+wait policy), interleaved, alternating the order, and each figure is a median, because the
+machine is shared:
 
 0. :mod:`.headline`: the core against a dense float32 spiking EP in PyTorch (the
    real-valued model), per training sample, on ``mnist-small`` and ``paper-mnist``, in one
