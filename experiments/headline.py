@@ -352,7 +352,7 @@ def publish(cfg: dict, state: str, folder: str, log) -> dict:
              "weights_sha256": full["weights_sha256"],
              "command": f"python -m neurochip.run --load {model} --dataset {dataset} --data-dir DIR "
                         "--json out.json",
-             "machine": machine(), "date": time.strftime("%Y-%m-%d", time.gmtime())}
+             "machine": res["machine"], "date": time.strftime("%Y-%m-%d", time.gmtime())}
     index = os.path.join(folder, "models.json")
     models = {}
     if os.path.exists(index):
