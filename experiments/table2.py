@@ -69,9 +69,10 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -
         cell, per = _seeds_cell([eq[s]["test_error"] for s in sorted(eq)])
         train = [v["train_error_on_the_fly"] for v in eq.values()]
         tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
+        done, total = headline["equal_epochs"]["epoch"], headline["total_epochs"]
+        epochs = str(total) if done >= total else f"{done} of {total} (partial)"
         out.append(f"| {row} | {pub(row)} | `mnist-medium`: x1 = 0.2,0.15,0.08 (pilots) | "
-                   f"{headline['equal_epochs']['epoch']} of {headline['total_epochs']} (partial) | {cell} | "
-                   f"{per} | {tr} |")
+                   f"{epochs} | {cell} | {per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
     note = "not trained here"
     if paper_ms:
