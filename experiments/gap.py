@@ -35,7 +35,7 @@ import os
 import sys
 import time
 
-from .common import driver_setup, log, machine, read_config, write_report
+from .common import driver_setup, fail, log, machine, read_config, write_report
 from .protocol import cached, canonical, mean_std, run_key, run_once
 
 #: the flags of ``common`` that the real-valued run takes (the rest are integer-only or outputs)
@@ -46,9 +46,9 @@ REAL_FLAGS = ("--preset", "--arch", "--lrs", "--dataset", "--data-dir", "--epoch
 def load_config(path: str, data_root: str | None) -> dict:
     cfg = read_config(path, data_root, ("name", "common", "arms", "seeds", "baseline"))
     if len(cfg["seeds"]) < 3:
-        raise SystemExit(f"error: {path}: seeds needs at least 3 seeds")
+        fail(f"{path}: seeds needs at least 3 seeds")
     if "--val-split" not in cfg["common"] or "--lrs" not in cfg["common"]:
-        raise SystemExit(f"error: {path}: common needs --val-split and --lrs (one rate for every arm)")
+        fail(f"{path}: common needs --val-split and --lrs (one rate for every arm)")
     cfg.setdefault("title", cfg["name"])
     return cfg
 

@@ -44,7 +44,7 @@ import subprocess
 import sys
 import time
 
-from .common import read_config, write_report, machine
+from .common import fail, machine, read_config, write_report
 from .protocol import mean_std
 
 DEFAULT_STATE = os.path.join("experiments", "state")
@@ -55,12 +55,12 @@ def load_config(path: str, data_root: str | None) -> dict:
     cfg = read_config(path, data_root, ("name", "flags", "seeds"))
     flags = cfg["flags"]
     if "--val-split" not in flags or "--epochs" not in flags:
-        raise SystemExit(f"error: {path}: flags need --val-split (best-on-validation weights) and "
-                         "--epochs (the planned total)")
+        fail(f"{path}: flags need --val-split (best-on-validation weights) and "
+             "--epochs (the planned total)")
     if "--seed" in flags:
-        raise SystemExit(f"error: {path}: the seeds come from 'seeds', not --seed")
+        fail(f"{path}: the seeds come from 'seeds', not --seed")
     if len(cfg["seeds"]) < 3:
-        raise SystemExit(f"error: {path}: seeds needs at least 3 seeds")
+        fail(f"{path}: seeds needs at least 3 seeds")
     cfg.setdefault("title", cfg["name"])
     cfg["total_epochs"] = int(flags[flags.index("--epochs") + 1])
     return cfg
@@ -93,23 +93,21 @@ class Log:
 
     def __init__(self, path: str):
         self.path = path
-        self.entries = self._read()
-
-    def _read(self) -> list:
-        if not os.path.exists(self.path):
-            return []
-        with open(self.path) as fh:
-            return json.load(fh)["pieces"]
 
     def add(self, entry: dict) -> None:
         """Append ``entry`` (with the machine it ran on) under a lock: two drivers share the file."""
         import fcntl
         from neurochip.atomic import atomic_write_bytes
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        here = machine()
         with open(self.path + ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            self.entries = self._read() + [dict(entry, machine=machine())]
-            atomic_write_bytes(self.path, (json.dumps({"machine": machine(), "pieces": self.entries},
+            pieces = []
+            if os.path.exists(self.path):
+                with open(self.path) as fh:
+                    pieces = json.load(fh)["pieces"]
+            pieces.append(dict(entry, machine=here))
+            atomic_write_bytes(self.path, (json.dumps({"machine": here, "pieces": pieces},
                                                       indent=1) + "\n").encode())
 
 
@@ -327,7 +325,7 @@ def publish(cfg: dict, state: str, folder: str, log) -> dict:
     import shutil
     res = collect(cfg, state)
     if not res["seeds"]:
-        raise SystemExit(f"error: {cfg['name']}: no checkpoint to publish yet")
+        fail(f"{cfg['name']}: no checkpoint to publish yet")
     seed = min(res["seeds"], key=lambda s: (res["seeds"][s]["best"].get("val_error", 2.0), s))
     s = res["seeds"][seed]
     os.makedirs(folder, exist_ok=True)

@@ -29,15 +29,15 @@ import os
 import sys
 import time
 
-from .common import driver_setup, log, machine, read_config, write_report
+from .common import driver_setup, fail, log, machine, read_config, write_report
 from .protocol import canonical, run_once
 
 
 def load_config(path: str, data_root: str | None) -> dict:
     cfg = read_config(path, data_root, ("name", "runs", "budget"))
     if "--val-split" not in cfg["budget"]:
-        raise SystemExit(f"error: {path}: budget needs --val-split (choices are made on a "
-                         "validation split, never on the test set)")
+        fail(f"{path}: budget needs --val-split (choices are made on a "
+             "validation split, never on the test set)")
     cfg.setdefault("title", cfg["name"])
     cfg.setdefault("common", [])
     return cfg

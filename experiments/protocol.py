@@ -43,7 +43,7 @@ import os
 import sys
 import time
 
-from .common import driver_setup, machine, read_config
+from .common import driver_setup, fail, machine, read_config
 
 DEFAULT_FACTORS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 STAGES = ("sweep", "full")
@@ -59,11 +59,11 @@ def load_config(path: str, data_root: str | None) -> dict:
     cfg["lr_factors"] = [float(f) for f in cfg.get("lr_factors", DEFAULT_FACTORS)]
     cfg["sweep"].setdefault("seed", 0)
     if len(cfg["full"].get("seeds", [])) < 3:
-        raise SystemExit(f"error: {path}: full.seeds needs at least 3 seeds")
+        fail(f"{path}: full.seeds needs at least 3 seeds")
     for stage in STAGES:
         if "--val-split" not in cfg[stage]["flags"]:
-            raise SystemExit(f"error: {path}: {stage}.flags needs --val-split (choices are made "
-                             "on a validation split, never on the test set)")
+            fail(f"{path}: {stage}.flags needs --val-split (choices are made "
+                 "on a validation split, never on the test set)")
     return cfg
 
 
@@ -105,10 +105,10 @@ def canonical(argv: list[str]) -> list[str]:
     while i < len(argv):
         flag = argv[i]
         if not flag.startswith("--"):
-            raise SystemExit(f"error: configuration: expected a --flag, got {flag!r}")
+            fail(f"configuration: expected a --flag, got {flag!r}")
         value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else None
         if flag in pairs:
-            raise SystemExit(f"error: configuration: {flag} given twice")
+            fail(f"configuration: {flag} given twice")
         pairs[flag] = value
         i += 1 if value is None else 2
     out = []

@@ -76,8 +76,9 @@ def test_config_needs_split_epochs_and_three_seeds(tmp_path):
                  "seeds": [0, 1, 2]}):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps(bad))
-        with pytest.raises(SystemExit):
+        with pytest.raises(SystemExit) as exc:
             headline.load_config(str(path), None)
+        assert exc.value.code == 2      # bad input: one line, exit code 2
 
 
 def test_log_keeps_both_drivers_pieces_and_the_machine(tmp_path):

@@ -35,5 +35,6 @@ def test_pilots_table_and_cache(tmp_path, monkeypatch, capsys):
 def test_budget_needs_a_validation_split(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({**CONFIG, "budget": ["--epochs", "1"]}))
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exc:
         pilots.load_config(str(path), None)
+    assert exc.value.code == 2          # bad input: one line, exit code 2

@@ -95,16 +95,18 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(config, tmp_path, monkey
     capsys.readouterr()
 
 
-def test_config_without_validation_split_is_refused(tmp_path):
+def test_config_without_validation_split_is_refused(tmp_path, capsys):
     bad = dict(CONFIG, sweep={"flags": ["--epochs", "1"], "seed": 0})
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    with pytest.raises(SystemExit, match="--val-split"):
+    with pytest.raises(SystemExit) as exc:
         protocol.load_config(str(path), None)
+    assert exc.value.code == 2 and "--val-split" in capsys.readouterr().err
     few = dict(CONFIG, full=dict(CONFIG["full"], seeds=[0, 1]))
     path.write_text(json.dumps(few))
-    with pytest.raises(SystemExit, match="3 seeds"):
+    with pytest.raises(SystemExit) as exc:
         protocol.load_config(str(path), None)
+    assert exc.value.code == 2 and "3 seeds" in capsys.readouterr().err
 
 
 def test_a_run_another_process_holds_is_skipped_then_waited_for(config, tmp_path):
