@@ -21,6 +21,14 @@ same command again to continue; ``--until-epoch K`` stops after epoch K of
 every run, ``--stop-at HH:MM`` (UTC) stops the running piece at that time
 (saved, resumable).
 
+A configuration with ``"continues": "OTHER"`` starts each seed from the
+finished checkpoint of configuration OTHER (copied from ``DIR/OTHER/``) and
+trains it on to its own ``--epochs``: a longer plan whose first epochs are
+OTHER's run (the CLI refuses a schedule that would change the rate factor of
+an epoch already trained, so the continued run is bit for bit an
+uninterrupted run of the longer plan).  ``--seeds 0`` trains only seed 0 of
+each configuration (a pilot before the other seeds).
+
 ``--report OUT`` trains nothing and writes ``OUT/NAME.md``, ``OUT/NAME.json``
 and ``OUT/NAME.png`` (validation and test error per epoch, every seed) from
 the checkpoints.
@@ -30,7 +38,8 @@ The configuration (JSON)::
     {"name": "mnist-medium", "title": "...",
      "flags": ["--preset", "mnist-medium", "--dataset", "mnist", "--data-dir", "{data}/mnist",
                "--val-split", "5000", "--epochs", "30"],
-     "seeds": [0, 1, 2]}
+     "seeds": [0, 1, 2],
+     "continues": "mnist-medium-20"}          # optional
 """
 from __future__ import annotations
 
@@ -61,6 +70,8 @@ def load_config(path: str, data_root: str | None) -> dict:
         fail(f"{path}: the seeds come from 'seeds', not --seed")
     if len(cfg["seeds"]) < 3:
         fail(f"{path}: seeds needs at least 3 seeds")
+    if not isinstance(cfg.get("continues", ""), str) or cfg.get("continues") == cfg["name"]:
+        fail(f"{path}: 'continues' must name another configuration")
     cfg.setdefault("title", cfg["name"])
     cfg["total_epochs"] = int(flags[flags.index("--epochs") + 1])
     return cfg
@@ -126,7 +137,22 @@ def advance(cfg: dict, seed: int, target: int, state: str, stop_at: float | None
         return _advance(cfg, seed, target, state, stop_at, threads, log, ck)
 
 
+def start_from_parent(cfg: dict, seed: int, state: str, ck: str) -> None:
+    """A continuing configuration's first step: the parent run's finished checkpoint becomes the
+    seed's checkpoint (written atomically; the parent's folder is only read)."""
+    parent = checkpoint_path(state, {"name": cfg["continues"]}, seed)
+    t = training_of(parent)
+    if t is None or int(t.get("epoch", 0)) < int(t.get("epochs") or 0) or t.get("batch"):
+        fail(f"{cfg['name']} seed {seed}: continues {cfg['continues']}, whose run {parent} "
+             "is not finished")
+    from neurochip.atomic import atomic_write_bytes
+    with open(parent, "rb") as fh:
+        atomic_write_bytes(ck, fh.read())
+
+
 def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
+    if cfg.get("continues") and not os.path.exists(ck):
+        start_from_parent(cfg, seed, state, ck)
     start = epochs_done(ck)
     if start >= target:
         return "target"
@@ -180,6 +206,12 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
 
 
 # ------------------------------------------------------------------ report
+def lineage(cfg: dict) -> list[str]:
+    """The state folders a configuration's runs went through: its own, then the one it continues
+    (one level: a continued run's parent is a finished run of its own)."""
+    return [cfg["name"]] + ([cfg["continues"]] if cfg.get("continues") else [])
+
+
 def collect(cfg: dict, state: str) -> dict:
     """Per seed: the per-epoch history, the best-on-validation record and its test error."""
     seeds = {}
@@ -194,11 +226,15 @@ def collect(cfg: dict, state: str) -> dict:
             best_test = hist[best["epoch"] - 1].get("test_error")
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
                        "best_test_error": best_test, "train_seconds": t.get("train_seconds")}
-    log_path = os.path.join(state, cfg["name"], "log.json")
     wall, machines = {}, []
-    if os.path.exists(log_path):
+    for name in lineage(cfg):            # a continued run's wall time includes its parent's pieces
+        log_path = os.path.join(state, name, "log.json")
+        if not os.path.exists(log_path):
+            continue
         with open(log_path) as fh:
             for p in json.load(fh)["pieces"]:
+                if p["seed"] not in cfg["seeds"]:
+                    continue
                 wall[p["seed"]] = wall.get(p["seed"], 0.0) + p["wall_seconds"]
                 m = p.get("machine", "not recorded (earlier pieces)")
                 if m not in machines:
@@ -373,6 +409,9 @@ def main(argv=None) -> int:
     p.add_argument("--until-epoch", type=int, default=None, help="stop when every run has this many epochs")
     p.add_argument("--stop-at", default=None, help="HH:MM (UTC, today): stop the running piece then "
                                                    "(saved, resumable)")
+    p.add_argument("--seeds", default=None, metavar="S,S",
+                   help="train only these seeds of each configuration now (a pilot on one seed "
+                        "before the others); default: all")
     p.add_argument("--threads", type=int, default=1, help="Numba threads of each piece (default 1)")
     p.add_argument("--report", default=None, metavar="OUT", help="train nothing: write the tables and "
                                                                   "curves to OUT")
@@ -401,8 +440,16 @@ def main(argv=None) -> int:
         hh, mm = (int(x) for x in a.stop_at.split(":"))
         now = dt.datetime.now(dt.timezone.utc)
         stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    only = None
+    if a.seeds is not None:
+        try:
+            only = {int(x) for x in a.seeds.split(",")}
+        except ValueError:
+            fail(f"--seeds must be comma-separated integers, got {a.seeds!r}")
+        if not any(seed in only for cfg in cfgs for seed in cfg["seeds"]):
+            fail(f"--seeds {a.seeds}: no configuration has these seeds")
     runs = [(cfg, seed, cfg["total_epochs"] if a.until_epoch is None else min(cfg["total_epochs"], a.until_epoch))
-            for cfg in cfgs for seed in cfg["seeds"]]
+            for cfg in cfgs for seed in cfg["seeds"] if only is None or seed in only]
     stopped = "stopped (stop time or signal); resumable: run the same command again"
     while True:
         if stop_at is not None and time.time() >= stop_at:

@@ -5,7 +5,11 @@ before the rate becomes its integer mantissa and shift
 (:meth:`neurochip.network.Network.constants`), so a schedule changes no rule,
 only the constants of each epoch's updates.  A factor is a pure function of
 ``(epoch, epochs)``, which makes a resumed run use exactly the factors of an
-uninterrupted one.
+uninterrupted one.  For the same reason a resumed run may change its
+schedule or its number of epochs only where :func:`first_changed_epoch`
+finds no epoch already trained whose factor would change (for example a
+constant run of 20 epochs continued as ``step`` with ``step_epochs`` 20: the
+first 20 factors stay 1).
 
 * ``constant``: 1.
 * ``step``: ``gamma ** (epoch // step_epochs)``.
@@ -63,3 +67,17 @@ class LRSchedule:
             return LRSchedule()
         return LRSchedule(str(d["kind"]), int(d["step_epochs"]), float(d["gamma"]),
                           float(d["min_factor"])).validate()
+
+
+def first_changed_epoch(old: LRSchedule, old_epochs: int, new: LRSchedule, new_epochs: int,
+                        trained: int) -> int | None:
+    """The first of the ``trained`` epochs (0-based, ``0 .. trained - 1``) whose factor
+    differs between the plan ``(old, old_epochs)`` and ``(new, new_epochs)``; None if
+    none does.  Factors are compared exactly: a continued run reproduces an
+    uninterrupted run of the new plan bit for bit only if every factor it has
+    already used is the new plan's.
+    """
+    for epoch in range(trained):
+        if old.factor(epoch, old_epochs) != new.factor(epoch, new_epochs):
+            return epoch
+    return None

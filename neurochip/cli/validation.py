@@ -187,12 +187,17 @@ def check_size(arch) -> None:
         raise UserError(f"architecture {arch} has {neurons:,} neurons; the limit is {MAX_NEURONS:,}")
 
 
-def recipe(args, training: dict | None, source: str | None):
+def recipe(args, training: dict | None, source: str | None, epochs: int | None = None):
     """``(schedule, val_split, weight_headroom)`` from the flags, or from the
-    checkpoint being resumed (a flag that disagrees with it is an error)."""
+    checkpoint being resumed (a flag that disagrees with it is an error).
+
+    A resumed run of ``epochs`` epochs may change the schedule (and its
+    number of epochs) only where no epoch it has trained, wholly or in part,
+    changes its factor: the continued run is then bit for bit an
+    uninterrupted run of the new plan."""
     import dataclasses
     from ..network import DEFAULT_WEIGHT_HEADROOM, check_weight_headroom
-    from ..schedule import LRSchedule
+    from ..schedule import LRSchedule, first_changed_epoch
     from ..validation_split import parse_split
     given = {k: v for k, v in (("kind", args.lr_schedule), ("step_epochs", args.lr_step_epochs),
                                ("gamma", args.lr_gamma), ("min_factor", args.lr_min_factor))
@@ -206,11 +211,17 @@ def recipe(args, training: dict | None, source: str | None):
         return schedule, split, headroom
     stored = training or {}
     schedule = LRSchedule.from_dict(stored.get("lr_schedule"))
-    if given and args.resume:
+    if args.resume:
         mine = dataclasses.replace(schedule, **given).validate()
-        if mine != schedule:
-            raise UserError(f"--lr-schedule flags conflict with checkpoint {source}, which was trained "
-                            f"with {schedule.as_dict()}; a run's schedule cannot be changed")
+        stored_epochs = int(stored.get("epochs") or epochs or 0)
+        trained = int(stored.get("epoch", 0)) + (1 if stored.get("batch") else 0)
+        changed = first_changed_epoch(schedule, stored_epochs, mine,
+                                      stored_epochs if epochs is None else epochs, trained)
+        if changed is not None:
+            raise UserError(f"--lr-schedule/--epochs conflict with checkpoint {source} (trained with "
+                            f"{schedule.as_dict()} over {stored_epochs} epochs): epoch {changed + 1}, "
+                            "already trained, would change its rate factor")
+        schedule = mine
     headroom = stored.get("weight_headroom", DEFAULT_WEIGHT_HEADROOM)
     if args.weight_headroom is not None and args.weight_headroom != headroom:
         raise UserError(f"--weight-headroom {args.weight_headroom} conflicts with checkpoint {source}, "
@@ -283,7 +294,7 @@ def plan(args) -> Plan:
             elif training is None or epochs is None:
                 raise UserError(f"checkpoint {src} holds no training position; give --epochs N "
                                 "to train it further, or use --load to evaluate it")
-        schedule, split, headroom = recipe(args, training, src)
+        schedule, split, headroom = recipe(args, training, src, epochs)
         return Plan(net=net, training=training, arch=net.arch, dataset=dataset, epochs=epochs,
                     preset=net.preset, source=src, schedule=schedule, val_split=split,
                     headroom=headroom)

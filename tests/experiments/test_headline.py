@@ -91,3 +91,53 @@ def test_log_keeps_both_drivers_pieces_and_the_machine(tmp_path):
     assert [p["seed"] for p in pieces] == [0, 1]
     assert all(p["machine"].endswith(f"{os.cpu_count()} cores, Python {sys.version.split()[0]}")
                for p in pieces)
+
+
+def test_a_continuing_configuration_starts_from_the_finished_parent(tmp_path, capsys):
+    """``continues``: each seed starts from the parent's finished checkpoint (read, never written)
+    and ends bit for bit as the longer plan trained in one go; ``--seeds`` trains only those
+    seeds; the report's wall time counts the parent's pieces too."""
+    base_flags = ["--preset", "digits", "--train-samples", "160", "--test-samples", "20",
+                  "--val-split", "40", "--epochs", "2", "--lr-schedule", "constant"]
+    more_flags = base_flags[:-4] + ["--epochs", "3", "--lr-schedule", "step", "--lr-step-epochs", "2",
+                                    "--lr-gamma", "0.25"]
+    base, more = tmp_path / "base.json", tmp_path / "more.json"
+    base.write_text(json.dumps({"name": "base", "flags": base_flags, "seeds": [0, 1, 2]}))
+    more.write_text(json.dumps({"name": "more", "continues": "base", "flags": more_flags,
+                                "seeds": [0, 1, 2]}))
+    state = tmp_path / "state"
+    assert headline.main([str(base), "--state", str(state), "--seeds", "1"]) == 0
+    assert sorted(p.name for p in (state / "base").glob("seed*.npz")) == ["seed1.npz"]
+    parent = (state / "base" / "seed1.npz").read_bytes()
+    with pytest.raises(SystemExit) as exc:                 # seed 0's parent run does not exist
+        headline.main([str(more), "--state", str(state), "--seeds", "0"])
+    assert exc.value.code == 2 and "is not finished" in capsys.readouterr().err
+    assert headline.main([str(more), "--state", str(state), "--seeds", "1"]) == 0
+    assert (state / "base" / "seed1.npz").read_bytes() == parent
+    direct = tmp_path / "direct.npz"
+    assert run_cli(more_flags + ["--seed", "1", "--save", str(direct), "--quiet"]) == 0
+    for which in ("last", "best"):
+        a = load_checkpoint(str(direct), which=which)[0].weights_sha256()
+        b = load_checkpoint(str(state / "more" / "seed1.npz"), which=which)[0].weights_sha256()
+        assert a == b, which
+    out = tmp_path / "report"
+    assert headline.main([str(more), "--state", str(state), "--report", str(out)]) == 0
+    res = json.loads((out / "more.json").read_text())
+    pieces = [p for n in ("base", "more")
+              for p in json.loads((state / n / "log.json").read_text())["pieces"]]
+    assert res["wall_seconds"]["1"] == pytest.approx(sum(p["wall_seconds"] for p in pieces))
+    assert [h["lr_factor"] for h in res["seeds"]["1"]["history"]] == [1.0, 1.0, 0.25]
+    for bad in ("x", "7"):
+        with pytest.raises(SystemExit) as exc:
+            headline.main([str(more), "--state", str(state), "--seeds", bad])
+        assert exc.value.code == 2
+    capsys.readouterr()
+
+
+def test_continues_must_name_another_configuration(tmp_path):
+    path = tmp_path / "self.json"
+    path.write_text(json.dumps({"name": "x", "continues": "x", "seeds": [0, 1, 2],
+                                "flags": ["--val-split", "10", "--epochs", "2"]}))
+    with pytest.raises(SystemExit) as exc:
+        headline.load_config(str(path), None)
+    assert exc.value.code == 2

@@ -7,7 +7,7 @@ import pytest
 
 from neurochip.errors import UserError
 from neurochip.network import Network, get_preset
-from neurochip.schedule import LRSchedule
+from neurochip.schedule import LRSchedule, first_changed_epoch
 
 
 def test_factors():
@@ -54,3 +54,17 @@ def test_the_python_api_takes_a_schedule():
     small = data.subset(60, 20)
     run = nc.train(net, small, epochs=2, lr_schedule=LRSchedule("step", 1, 0.5))
     assert [h["lr_factor"] for h in run.history] == [1.0, 0.5]
+
+
+def test_first_changed_epoch():
+    const, cos = LRSchedule(), LRSchedule("cosine")
+    step20 = LRSchedule("step", step_epochs=20, gamma=0.1)
+    # 20 constant epochs continued as a drop after epoch 20: no trained epoch changes
+    assert first_changed_epoch(const, 20, step20, 26, trained=20) is None
+    # one epoch of the next (partly trained) would: its factor 1 becomes 0.1 (0-based epoch 20)
+    assert first_changed_epoch(const, 20, step20, 26, trained=21) == 20
+    # cosine depends on the planned total: lengthening it changes epoch 2's factor (0-based 1)
+    assert first_changed_epoch(cos, 4, cos, 8, trained=3) == 1
+    assert first_changed_epoch(cos, 4, cos, 4, trained=4) is None
+    assert first_changed_epoch(const, 5, cos, 5, trained=1) is None      # both start at 1
+    assert first_changed_epoch(const, 5, cos, 5, trained=0) is None

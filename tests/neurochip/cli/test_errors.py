@@ -97,6 +97,10 @@ def files(tmp_path_factory):
     variant("badhistory.npz", {**meta, "training": {**training, "history": [1, 2]}})
     variant("badpartial.npz", {**meta, "training": {**training, "epoch": 0, "partial": {"wrong": "x"}}})
     variant("notrain.npz", {k: v for k, v in meta.items() if k != "training"})
+    two = {**training, "epoch": 2, "epochs": 2, "history": [{"epoch": 1}, {"epoch": 2}]}
+    variant("ck2.npz", {**meta, "training": two})
+    variant("ck2cos.npz", {**meta, "training": {**two, "lr_schedule": {
+        "kind": "cosine", "step_epochs": 1, "gamma": 0.5, "min_factor": 0.0}}})
     variant("farbatch.npz", {**meta, "training": {**training, "epoch": 0, "batch": 99}})
     (d / "trunc.npz").write_bytes(raw[:len(raw) // 2])
     (d / "trunc10.npz").write_bytes(raw[:10])
@@ -155,7 +159,8 @@ CASES = [
     ("lr-min-factor-high", "--lr-schedule cosine --lr-min-factor 2", "--lr-min-factor", True),
     ("weight-headroom-zero", "--weight-headroom 0", "--weight-headroom", True),
     ("weight-headroom-high", "--weight-headroom 1.5", "--weight-headroom", True),
-    ("resume-other-schedule", "--resume {ck} --lr-schedule cosine", "--lr-schedule", True),
+    ("resume-other-schedule", "--resume {ck2} --lr-schedule cosine", "already trained", True),
+    ("resume-longer-cosine", "--resume {ck2cos} --epochs 4", "already trained", True),
     ("resume-other-headroom", "--resume {ck} --weight-headroom 0.25", "--weight-headroom", True),
     # hyper-parameters
     ("beta-high", "--beta 1.5", "--beta", True),

@@ -154,6 +154,34 @@ def test_resume_from_every_kind_of_position_is_exact(tmp_path, monkeypatch, caps
     capsys.readouterr()
 
 
+def test_a_longer_plan_continues_a_finished_run_bit_for_bit(tmp_path, capsys):
+    """A finished constant-rate run of 2 epochs resumed as ``step`` (step_epochs 2, so
+    epochs 1-2 keep factor 1) to 3 epochs ends with the integers, history and best
+    weights of the 3-epoch step run trained in one go; a plan that would change an
+    epoch already trained (cosine, or 2 epochs of step_epochs 1) is refused, exit 2."""
+    from neurochip.run import main
+    common = ["--train-samples", "160", "--test-samples", "20", "--val-split", "40", "--quiet"]
+    longer = ["--epochs", "3", "--lr-schedule", "step", "--lr-step-epochs", "2", "--lr-gamma", "0.25"]
+    ck = tmp_path / "ck.npz"
+    assert main(common + ["--epochs", "2", "--save", str(ck)]) == 0
+    before = ck.read_bytes()
+    for bad in (["--epochs", "3", "--lr-schedule", "cosine"],
+                ["--epochs", "3", "--lr-schedule", "step", "--lr-step-epochs", "1"]):
+        assert main(["--resume", str(ck), "--quiet"] + bad) == 2
+        assert "epoch 2, already trained" in capsys.readouterr().err
+        assert ck.read_bytes() == before                      # nothing written
+    assert main(["--resume", str(ck), "--json", str(tmp_path / "cont.json")] + longer) == 0
+    assert main(common + longer + ["--json", str(tmp_path / "ref.json")]) == 0
+    ref, got = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("ref", "cont"))
+    _same_results(ref, got)
+    for key in ("best", "weights_sha256_latest", "lr_schedule"):
+        assert got[key] == ref[key], key
+    assert [h["lr_factor"] for h in got["history"]] == [1.0, 1.0, 0.25]
+    # the checkpoint now records the longer plan: a cosine continuation of it is refused too
+    assert load_checkpoint(str(ck))[1]["lr_schedule"]["kind"] == "step"
+    capsys.readouterr()
+
+
 def test_sigkill_at_random_moments_then_resume_is_bit_identical(reference_long, tmp_path):
     seed = int(os.environ.get("NEUROCHIP_KILL_SEED", time.time_ns() % (1 << 32)))
     rng = random.Random(seed)
