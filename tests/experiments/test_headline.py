@@ -17,6 +17,17 @@ FLAGS = ["--preset", "digits", "--t1", "200", "--train-samples", "400", "--test-
          "--val-split", "100", "--epochs", "3", "--lr-schedule", "cosine"]
 
 
+def assert_same_as_one_command(flags, seed, checkpoint, tmp_path):
+    """The driver's run at ``checkpoint``: latest and best-on-validation weights equal to
+    the same run trained in one uninterrupted command."""
+    direct = tmp_path / "direct.npz"
+    assert run_cli(flags + ["--seed", str(seed), "--save", str(direct), "--quiet"]) == 0
+    for which in ("last", "best"):
+        a = load_checkpoint(str(direct), which=which)[0].weights_sha256()
+        b = load_checkpoint(str(checkpoint), which=which)[0].weights_sha256()
+        assert a == b, which
+
+
 @pytest.fixture
 def config(tmp_path):
     path = tmp_path / "tiny.json"
@@ -37,13 +48,7 @@ def test_pieces_equal_the_uninterrupted_run(config, tmp_path, capsys):
     assert [d.wait(timeout=600) for d in drivers] == [0, 0]
     log = json.loads((state / "tiny" / "log.json").read_text())["pieces"]
     assert {p["seed"] for p in log} == {0, 1, 2} and all(p["wall_seconds"] > 0 for p in log)
-    # the same run in one command
-    direct = tmp_path / "direct.npz"
-    assert run_cli(FLAGS + ["--seed", "1", "--save", str(direct), "--quiet"]) == 0
-    for which in ("last", "best"):
-        a = load_checkpoint(str(direct), which=which)[0].weights_sha256()
-        b = load_checkpoint(str(state / "tiny" / "seed1.npz"), which=which)[0].weights_sha256()
-        assert a == b, which
+    assert_same_as_one_command(FLAGS, 1, state / "tiny" / "seed1.npz", tmp_path)
     # the report: every seed's per-epoch history and the mean over seeds
     out = tmp_path / "report"
     assert headline.main([config, "--state", str(state), "--report", str(out)]) == 0
@@ -114,12 +119,7 @@ def test_a_continuing_configuration_starts_from_the_finished_parent(tmp_path, ca
     assert exc.value.code == 2 and "is not finished" in capsys.readouterr().err
     assert headline.main([str(more), "--state", str(state), "--seeds", "1"]) == 0
     assert (state / "base" / "seed1.npz").read_bytes() == parent
-    direct = tmp_path / "direct.npz"
-    assert run_cli(more_flags + ["--seed", "1", "--save", str(direct), "--quiet"]) == 0
-    for which in ("last", "best"):
-        a = load_checkpoint(str(direct), which=which)[0].weights_sha256()
-        b = load_checkpoint(str(state / "more" / "seed1.npz"), which=which)[0].weights_sha256()
-        assert a == b, which
+    assert_same_as_one_command(more_flags, 1, state / "more" / "seed1.npz", tmp_path)
     out = tmp_path / "report"
     assert headline.main([str(more), "--state", str(state), "--report", str(out)]) == 0
     res = json.loads((out / "more.json").read_text())
