@@ -27,6 +27,10 @@ Reliability contract (tests/neurochip/cli/test_errors.py, tests/neurochip/cli/te
   weights beside the latest ones (``--resume`` continues the latest, ``--load``
   evaluates the best) and the run reports the best.  ``--lr-schedule`` and
   ``--weight-headroom`` are part of the training state, resumed exactly.
+  ``--resume`` with a larger ``--epochs`` (or another schedule) continues a
+  run under a longer plan only where no epoch already trained changes its
+  rate factor (e.g. 20 constant epochs continued as ``--lr-schedule step
+  --lr-step-epochs 20``): the result is the longer plan's uninterrupted run.
 * Learning health: a run whose learning stopped (output layer silent in both
   nudged phases, every contrastive sum 0) or whose weights pile up at the range
   ends says so in one stderr warning line, the summary and ``--json``

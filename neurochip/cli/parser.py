@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--load", metavar="CKPT", default=None, help="evaluate a saved checkpoint (no training)")
     g.add_argument("--resume", metavar="CKPT", default=None,
                    help="continue an interrupted training run from CKPT (and keep checkpointing "
-                        "to it, or to --save if given); a finished run is only evaluated")
+                        "to it, or to --save if given); a finished run is only evaluated, unless "
+                        "--epochs (or --lr-schedule) sets a longer plan that keeps the rate factor "
+                        "of every epoch already trained")
     w = p.add_argument_group("bit widths")
     w.add_argument("--bits", type=int, default=None, help="weight bits B (signed), 2..16 (default 8)")
     w.add_argument("--state-bits", type=int, default=None,
