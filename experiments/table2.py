@@ -39,6 +39,21 @@ def _seeds_cell(tests: list[float]) -> tuple[str, str]:
     return "-", per
 
 
+def recipe_of(flags: list[str]) -> str:
+    """The headline run's rates and schedule in words (rates: the preset's, chosen by pilots)."""
+    from neurochip.network import get_preset
+    value = lambda flag, default: flags[flags.index(flag) + 1] if flag in flags else default  # noqa: E731
+    lrs = ",".join(f"{v:g}" for v in get_preset(value("--preset", "mnist-medium")).hyper.lrs)
+    text = f"x1 = {lrs} (pilots)"
+    kind = value("--lr-schedule", "constant")
+    if kind == "step":
+        text += (f", x{value('--lr-gamma', '0.5')} per {value('--lr-step-epochs', '1')} epochs "
+                 "(pilots)")
+    elif kind == "cosine":
+        text += f", cosine to x{value('--lr-min-factor', '0')}"
+    return text
+
+
 def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -> list[str]:
     out = ["| row | published (test / train error %) | ours, 8-bit: rate (chosen on validation) | "
            "epochs | test error % (mean ± std) | per seed (0 / 1 / 2) | train error % on the fly, "
@@ -71,7 +86,7 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -
         tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
         done, total = headline["equal_epochs"]["epoch"], headline["total_epochs"]
         epochs = str(total) if done >= total else f"{done} of {total} (partial)"
-        out.append(f"| {row} | {pub(row)} | `mnist-medium`: x1 = 0.2,0.15,0.08 (pilots) | "
+        out.append(f"| {row} | {pub(row)} | `{headline['name']}`: {recipe_of(headline['flags'])} | "
                    f"{epochs} | {cell} | {per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
     note = "not trained here"

@@ -24,7 +24,10 @@ def test_rows(tmp_path, capsys):
         for s, t in enumerate([0.02, 0.021, 0.019])}
     seeds["1"]["epochs"] = 3           # one seed an epoch ahead: the row is taken at epoch 2
     seeds["1"]["history"].append({"val_error": 0.01, "test_error": 0.005, "train_error_on_the_fly": 0.01})
-    headline = {"total_epochs": 20, "seeds": seeds, "equal_epochs": at_equal_epochs(seeds)}
+    headline = {"name": "mnist-medium-drop0.1", "total_epochs": 20, "seeds": seeds,
+                "equal_epochs": at_equal_epochs(seeds),
+                "flags": ["--preset", "mnist-medium", "--lr-schedule", "step", "--lr-step-epochs", "20",
+                          "--lr-gamma", "0.1"]}
     p, h = tmp_path / "p.json", tmp_path / "h.json"
     p.write_text(json.dumps(_protocol(tests)))
     h.write_text(json.dumps(headline))
@@ -35,6 +38,7 @@ def test_rows(tmp_path, capsys):
     assert f"**{100 * m:.2f} ± {100 * s:.2f}**" in fc and "3.10 / 2.90 / 3.40" in fc
     assert "2.37 / 0.15" in fc and "x2 = 0.4,0.16" in fc
     conv = next(line for line in out if line.startswith("| 2C1FC"))
+    assert "`mnist-medium-drop0.1`: x1 = 0.2,0.15,0.08 (pilots), x0.1 per 20 epochs" in conv
     assert "1.02 / 0.54" in conv and "2 of 20 (partial)" in conv and "2.00 / 2.10 / 1.90" in conv
     paper = next(line for line in out if line.startswith("| 2C2FC"))
     assert "1.7 h per 60,000-image epoch" in paper       # 60,000 x 100 ms
