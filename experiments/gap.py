@@ -40,7 +40,8 @@ from .protocol import cached, canonical, mean_std, run_key, run_once
 
 #: the flags of ``common`` that the real-valued run takes (the rest are integer-only or outputs)
 REAL_FLAGS = ("--preset", "--arch", "--lrs", "--dataset", "--data-dir", "--epochs", "--val-split",
-              "--train-samples", "--test-samples")
+              "--train-samples", "--test-samples", "--lr-schedule", "--lr-step-epochs", "--lr-gamma",
+              "--lr-min-factor")
 
 
 def load_config(path: str, data_root: str | None) -> dict:
@@ -64,14 +65,31 @@ def real_argv(cfg: dict, seed: int) -> list[str]:
     return out + ["--seed", str(seed)]
 
 
-def run_real(argv: list[str], cache: str, log, report_only: bool) -> dict | None:
+def run_real(argv: list[str], cache: str, log, report_only: bool, wait: bool = True) -> dict | None:
+    """The real-valued run, from the cache if done; one process trains it (a lock file per run),
+    another waits for it or, with ``wait=False``, returns None at once."""
+    import fcntl
     key = "real-" + run_key(argv)
     done = os.path.join(cache, key + ".json")
-    if os.path.exists(done):
-        with open(done) as fh:
-            return json.load(fh)
     if report_only:
+        return cached_json(done)
+    os.makedirs(cache, exist_ok=True)
+    with open(os.path.join(cache, key + ".lock"), "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return None
+        return cached_json(done) or _train_real(argv, cache, key, done, log)
+
+
+def cached_json(path: str) -> dict | None:
+    if not os.path.exists(path):
         return None
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _train_real(argv, cache, key, done, log) -> dict:
     from . import real_run
     log(f"  real-valued run {key}: {' '.join(argv)}")
     t0 = time.perf_counter()
@@ -91,22 +109,27 @@ def run_real(argv: list[str], cache: str, log, report_only: bool) -> dict | None
 
 
 def run_gap(cfg: dict, cache: str, log, report_only: bool = False) -> dict:
-    arms = {}
-    for arm, flags in cfg["arms"].items():
-        arms[arm] = {}
-        for seed in cfg["seeds"]:
-            argv = canonical(list(cfg["common"]) + list(flags) + ["--seed", str(seed)])
-            r = cached(argv, cache) if report_only else run_once(argv, cache, 50, log)
+    """Every arm and seed; two drivers on the same configuration share the runs (each run is
+    trained by one; runs another process holds are taken last, waited for)."""
+    def integer(argv, wait):
+        return cached(argv, cache) if report_only else run_once(argv, cache, 50, log, wait=wait)
+
+    jobs = [(arm, seed, integer, canonical(list(cfg["common"]) + list(flags) + ["--seed", str(seed)]))
+            for arm, flags in cfg["arms"].items() for seed in cfg["seeds"]]
+    if cfg.get("real"):
+        jobs += [(cfg["real"], seed, lambda argv, wait: run_real(argv, cache, log, report_only, wait),
+                  real_argv(cfg, seed)) for seed in cfg["seeds"]]
+    arms = {arm: {} for arm, _, _, _ in jobs}
+    for wait in (False, True):
+        for arm, seed, run, argv in jobs:
+            if seed in arms[arm] or (report_only and wait):
+                continue
+            r = run(argv, wait)
             if r is not None:
                 arms[arm][seed] = r
                 log(f"{cfg['name']}: {arm} seed {seed}: test {r['test_error']:.2%}")
-    if cfg.get("real"):
-        arms[cfg["real"]] = {}
-        for seed in cfg["seeds"]:
-            r = run_real(real_argv(cfg, seed), cache, log, report_only)
-            if r is not None:
-                arms[cfg["real"]][seed] = r
-                log(f"{cfg['name']}: real seed {seed}: test {r['test_error']:.2%}")
+    # in the configuration's seed order, whichever run finished first (the same table from every driver)
+    arms = {arm: {s: runs[s] for s in cfg["seeds"] if s in runs} for arm, runs in arms.items()}
     res = {"name": cfg["name"], "title": cfg["title"], "machine": machine(), "config": cfg, "arms": {}}
     base = arms[cfg["baseline"]]
     for arm, runs in arms.items():

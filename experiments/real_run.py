@@ -9,6 +9,9 @@ the same batch size, network, hyper-parameters and per-layer rates, from the
 un-quantised initial draw of the seed.  After every epoch it records the
 validation and test error and keeps the best-on-validation weights (the
 earliest epoch wins a tie, as the CLI's); the reported test error is theirs.
+``--lr-schedule`` and its flags are the CLI's: every layer's rate times
+:meth:`neurochip.schedule.LRSchedule.factor` in each epoch (exactly, with no
+mantissa and shift).
 
 It resumes per epoch: ``--state PATH.npz`` holds the weights, the best weights
 and the history after every finished epoch (the real model draws no random
@@ -40,6 +43,10 @@ def main(argv=None) -> int:
     p.add_argument("--train-samples", type=int, default=None)
     p.add_argument("--test-samples", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr-schedule", choices=("constant", "step", "cosine"), default=None)
+    p.add_argument("--lr-step-epochs", type=int, default=None)
+    p.add_argument("--lr-gamma", type=float, default=None)
+    p.add_argument("--lr-min-factor", type=float, default=None)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--state", required=True, help="per-epoch resumable state (.npz)")
@@ -52,7 +59,13 @@ def main(argv=None) -> int:
     from neurochip.network import Network
     from neurochip.validation_split import split_indices
     from reference.real import RealModel, evaluate, train_epoch
+    import dataclasses
+    from neurochip.schedule import LRSchedule
     torch.set_num_threads(a.threads)
+    schedule = dataclasses.replace(LRSchedule(), **{
+        k: v for k, v in (("kind", a.lr_schedule), ("step_epochs", a.lr_step_epochs),
+                          ("gamma", a.lr_gamma), ("min_factor", a.lr_min_factor)) if v is not None})
+    schedule.validate()
     dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
 
     lrs = tuple(float(v) for v in a.lrs.split(","))
@@ -94,12 +107,19 @@ def main(argv=None) -> int:
     with torch.no_grad():
         for epoch in range(len(history), a.epochs):
             t0 = time.perf_counter()
-            train_err, train_loss = train_epoch(model, x_tr, y_tr, epoch, seed=a.seed)
+            factor = schedule.factor(epoch, a.epochs)
+            rates = [lr * factor for lr in model.hyper.lrs]
+
+            def step_fn(xb, yb):
+                r = model.ep(xb, yb)
+                model.apply(r.grads, rates)
+                return r.predictions, r.loss
+            train_err, train_loss = train_epoch(model, x_tr, y_tr, epoch, seed=a.seed, step_fn=step_fn)
             val_err, _ = evaluate(model, x_va, y_va)
             test_err, _ = evaluate(model, x_te, y_te)
             seconds += time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "train_error_on_the_fly": train_err,
-                            "train_loss": train_loss, "val_error": val_err, "test_error": test_err})
+                            "train_loss": train_loss, "lr_factor": factor, "val_error": val_err, "test_error": test_err})
             if best is None or val_err < best["val_error"]:
                 best = {"epoch": epoch + 1, "val_error": val_err, "updates": model.updates}
                 best_wb = ([w.cpu().numpy().copy() for w in model.W],

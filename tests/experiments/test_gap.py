@@ -53,3 +53,40 @@ def test_real_run_resumes_per_epoch(tmp_path, capsys):
     tr, va = split_indices(200, 50, 1)
     assert len(set(tr) & set(va)) == 0 and len(va) == 50
     capsys.readouterr()
+
+
+def test_real_run_schedule_scales_every_rate(tmp_path, capsys):
+    """Two epochs of ``step`` (gamma 0.5 per epoch) = one epoch at the rates, then one at half the
+    rates given directly (resumed from the first epoch's state): the same float32 weights."""
+    args = ["--preset", "digits", "--dataset", "digits", "--train-samples", "200",
+            "--test-samples", "60", "--val-split", "50", "--seed", "2"]
+    a, b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    assert real_run.main(args + ["--lrs", "0.2,0.05", "--epochs", "2", "--lr-schedule", "step",
+                                 "--lr-step-epochs", "1", "--lr-gamma", "0.5", "--state", a,
+                                 "--json", a + ".json"]) == 0
+    assert real_run.main(args + ["--lrs", "0.2,0.05", "--epochs", "1", "--state", b]) == 0
+    assert real_run.main(args + ["--lrs", "0.1,0.025", "--epochs", "2", "--state", b]) == 0
+    za, zb = np.load(a), np.load(b)
+    assert all(np.array_equal(za[k], zb[k]) for k in za.files if k.startswith(("w", "b")))
+    assert [h["lr_factor"] for h in json.loads(open(a + ".json").read())["history"]] == [1.0, 0.5]
+    capsys.readouterr()
+
+
+def test_two_drivers_share_the_runs(tmp_path):
+    """Two gap drivers on one configuration: every run trained once, the same table from both."""
+    import os
+    import subprocess
+    import sys
+    cfg = dict(CONFIG, common=CONFIG["common"][:-1] + ["1"])         # one epoch
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(cfg))
+    env = {**os.environ, "PYTHONPATH": str(gap.__file__).rsplit("/experiments/", 1)[0]}
+    drivers = [subprocess.Popen([sys.executable, "-m", "experiments.gap", str(path), "--out",
+                                 str(tmp_path / f"out{k}"), "--cache", str(tmp_path / "cache")],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               for k in range(2)]
+    errs = [d.communicate(timeout=600)[1] for d in drivers]
+    assert [d.returncode for d in drivers] == [0, 0], errs
+    assert sum(e.count("real-valued run real-") for e in errs) == 3
+    tables = [json.loads((tmp_path / f"out{k}" / "tiny.json").read_text())["arms"] for k in range(2)]
+    assert tables[0] == tables[1] and tables[0]["real-valued"]["test_error_mean_std"]
