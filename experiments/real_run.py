@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from .common import fail
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.real_run", description=__doc__,
@@ -60,12 +62,13 @@ def main(argv=None) -> int:
     from neurochip.validation_split import split_indices
     from reference.real import RealModel, evaluate, train_epoch
     import dataclasses
-    from neurochip.schedule import LRSchedule
+    from neurochip.errors import UserError
+    from neurochip.schedule import LRSchedule, given_fields
     torch.set_num_threads(a.threads)
-    schedule = dataclasses.replace(LRSchedule(), **{
-        k: v for k, v in (("kind", a.lr_schedule), ("step_epochs", a.lr_step_epochs),
-                          ("gamma", a.lr_gamma), ("min_factor", a.lr_min_factor)) if v is not None})
-    schedule.validate()
+    try:
+        schedule = dataclasses.replace(LRSchedule(), **given_fields(a)).validate()
+    except UserError as exc:
+        fail(str(exc))
     dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
 
     lrs = tuple(float(v) for v in a.lrs.split(","))
@@ -119,7 +122,8 @@ def main(argv=None) -> int:
             test_err, _ = evaluate(model, x_te, y_te)
             seconds += time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "train_error_on_the_fly": train_err,
-                            "train_loss": train_loss, "lr_factor": factor, "val_error": val_err, "test_error": test_err})
+                            "train_loss": train_loss, "lr_factor": factor, "val_error": val_err,
+                            "test_error": test_err})
             if best is None or val_err < best["val_error"]:
                 best = {"epoch": epoch + 1, "val_error": val_err, "updates": model.updates}
                 best_wb = ([w.cpu().numpy().copy() for w in model.W],

@@ -69,6 +69,15 @@ class LRSchedule:
                           float(d["min_factor"])).validate()
 
 
+def given_fields(args) -> dict:
+    """The ``--lr-schedule``/``--lr-step-epochs``/``--lr-gamma``/``--lr-min-factor`` flags
+    given on a command line (an argparse namespace; None = not given) as
+    :class:`LRSchedule` fields, for ``dataclasses.replace``."""
+    return {k: v for k, v in (("kind", args.lr_schedule), ("step_epochs", args.lr_step_epochs),
+                              ("gamma", args.lr_gamma), ("min_factor", args.lr_min_factor))
+            if v is not None}
+
+
 def first_changed_epoch(old: LRSchedule, old_epochs: int, new: LRSchedule, new_epochs: int,
                         trained: int) -> int | None:
     """The first of the ``trained`` epochs (0-based, ``0 .. trained - 1``) whose factor

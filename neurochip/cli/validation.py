@@ -197,11 +197,9 @@ def recipe(args, training: dict | None, source: str | None, epochs: int | None =
     uninterrupted run of the new plan."""
     import dataclasses
     from ..network import DEFAULT_WEIGHT_HEADROOM, check_weight_headroom
-    from ..schedule import LRSchedule, first_changed_epoch
+    from ..schedule import LRSchedule, first_changed_epoch, given_fields
     from ..validation_split import parse_split
-    given = {k: v for k, v in (("kind", args.lr_schedule), ("step_epochs", args.lr_step_epochs),
-                               ("gamma", args.lr_gamma), ("min_factor", args.lr_min_factor))
-             if v is not None}
+    given = given_fields(args)
     split = parse_split(args.val_split) if args.val_split is not None else None
     if args.weight_headroom is not None:
         check_weight_headroom(args.weight_headroom)

@@ -90,3 +90,11 @@ def test_two_drivers_share_the_runs(tmp_path):
     assert sum(e.count("real-valued run real-") for e in errs) == 3
     tables = [json.loads((tmp_path / f"out{k}" / "tiny.json").read_text())["arms"] for k in range(2)]
     assert tables[0] == tables[1] and tables[0]["real-valued"]["test_error_mean_std"]
+
+
+def test_real_run_bad_schedule_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        real_run.main(["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05", "--epochs", "1",
+                       "--val-split", "50", "--lr-schedule", "step", "--lr-gamma", "0",
+                       "--state", str(tmp_path / "s.npz")])
+    assert exc.value.code == 2 and "--lr-gamma" in capsys.readouterr().err
