@@ -36,7 +36,7 @@ import sys
 import time
 
 from .common import driver_setup, fail, log, machine, read_config, write_report
-from .protocol import cached, canonical, mean_std, run_key, run_once
+from .protocol import cached, canonical, mean_std, once, read_json, run_key, run_once
 
 #: the flags of ``common`` that the real-valued run takes (the rest are integer-only or outputs)
 REAL_FLAGS = ("--preset", "--arch", "--lrs", "--dataset", "--data-dir", "--epochs", "--val-split",
@@ -66,27 +66,12 @@ def real_argv(cfg: dict, seed: int) -> list[str]:
 
 
 def run_real(argv: list[str], cache: str, log, report_only: bool, wait: bool = True) -> dict | None:
-    """The real-valued run, from the cache if done; one process trains it (a lock file per run),
-    another waits for it or, with ``wait=False``, returns None at once."""
-    import fcntl
+    """The real-valued run, from the cache if done, else trained by one process
+    (:func:`experiments.protocol.once`)."""
     key = "real-" + run_key(argv)
-    done = os.path.join(cache, key + ".json")
     if report_only:
-        return cached_json(done)
-    os.makedirs(cache, exist_ok=True)
-    with open(os.path.join(cache, key + ".lock"), "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            return None
-        return cached_json(done) or _train_real(argv, cache, key, done, log)
-
-
-def cached_json(path: str) -> dict | None:
-    if not os.path.exists(path):
-        return None
-    with open(path) as fh:
-        return json.load(fh)
+        return read_json(os.path.join(cache, key + ".json"))
+    return once(cache, key, lambda done: _train_real(argv, cache, key, done, log), wait)
 
 
 def _train_real(argv, cache, key, done, log) -> dict:

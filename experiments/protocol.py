@@ -123,14 +123,19 @@ def run_key(argv: list[str]) -> str:
 
 # --------------------------------------------------------------------- runs
 def run_once(argv: list[str], cache: str, checkpoint_every: int, log, wait: bool = True) -> dict | None:
-    """One run, from the cache if done, resumed from its checkpoint if started.
+    """One run, from the cache if done, resumed from its checkpoint if started (:func:`once`)."""
+    key = run_key(argv)
+    return once(cache, key, lambda done: _train(argv, cache, key, done, checkpoint_every, log), wait)
+
+
+def once(cache: str, key: str, train, wait: bool = True) -> dict | None:
+    """Run ``key``'s JSON from ``cache/KEY.json`` if it is done, else ``train(that path)``'s.
 
     One process trains a run (a lock file per run); another one needing it
     waits and then reads the cache, or with ``wait=False`` returns None at once
     (to train other runs meanwhile).
     """
     import fcntl
-    key = run_key(argv)
     os.makedirs(cache, exist_ok=True)
     done = os.path.join(cache, key + ".json")
     with open(os.path.join(cache, key + ".lock"), "w") as lock:
@@ -138,10 +143,7 @@ def run_once(argv: list[str], cache: str, checkpoint_every: int, log, wait: bool
             fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             return None
-        if os.path.exists(done):
-            with open(done) as fh:
-                return json.load(fh)
-        return _train(argv, cache, key, done, checkpoint_every, log)
+        return read_json(done) or train(done)
 
 
 def _train(argv, cache, key, done, checkpoint_every, log) -> dict:
@@ -193,10 +195,14 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def cached(argv: list[str], cache: str) -> dict | None:
     """A finished run's JSON from the cache, or None (never trains, never waits)."""
-    done = os.path.join(cache, run_key(argv) + ".json")
-    if not os.path.exists(done):
+    return read_json(os.path.join(cache, run_key(argv) + ".json"))
+
+
+def read_json(path: str) -> dict | None:
+    """The JSON record at ``path`` (a finished run's), or None if there is none."""
+    if not os.path.exists(path):
         return None
-    with open(done) as fh:
+    with open(path) as fh:
         return json.load(fh)
 
 

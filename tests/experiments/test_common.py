@@ -28,4 +28,3 @@ def test_data_root_is_substituted(tmp_path):
     path.write_text(json.dumps({"name": "x", "dir": "{data}/mnist"}))
     cfg = read_config(str(path), str(tmp_path), ("name",))
     assert cfg["dir"] == f"{tmp_path}/mnist"
-
