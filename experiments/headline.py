@@ -334,7 +334,6 @@ def figure(res: dict, path: str) -> None:
 
 # ------------------------------------------------------------------ publish
 CHECK_SAMPLES = 1000     # the subset a test re-evaluates quickly (the full figure is checked by hand)
-LOAD_TRAIN_SAMPLES = 100 # training images a --load evaluation also runs (for its train error only)
 
 
 def load_eval(model: str, dataset: str, data_dir: str | None, test_samples: int | None) -> dict:
@@ -342,10 +341,8 @@ def load_eval(model: str, dataset: str, data_dir: str | None, test_samples: int 
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
-        # --train-samples: --load also measures a train error over the training images it is
-        # given (all 60,000 by default, minutes); the test error does not depend on them
         argv = [sys.executable, "-m", "neurochip.run", "--load", model, "--dataset", dataset,
-                "--json", out, "--quiet", "--train-samples", str(LOAD_TRAIN_SAMPLES)] + \
+                "--json", out, "--quiet"] + \
             (["--data-dir", data_dir] if data_dir else [])
         if test_samples:
             argv += ["--test-samples", str(test_samples)]

@@ -88,8 +88,8 @@ def markdown(res: dict, command: str) -> str:
              f"Machine: {res['machine']}; date {time.strftime('%Y-%m-%d', time.gmtime())}.  ",
              f"Common flags: `{' '.join(cfg['common'])}`  ",
              f"Budget: `{' '.join(cfg['budget'])}` (a pilot's own flags replace these)", "",
-             "| pilot | own flags | validation error % (per epoch) | updates | spikes / sample | "
-             "train seconds |", "|---|---|---|---|---|---|"]
+             "| pilot | own flags | validation error % (per epoch) | updates of the best weights | "
+             "spikes / sample | train seconds |", "|---|---|---|---|---|---|"]
     for label in cfg["runs"]:
         r = res["runs"].get(label)
         own = " ".join(cfg["runs"][label])

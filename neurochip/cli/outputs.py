@@ -128,7 +128,8 @@ def print_summary(result: dict, net, tally, table: str, seconds: float) -> None:
     r = result
     print(f"\nneurochip {net.arch}  ({r['preset'] or 'custom'}, {r['dataset']}, {r['backend']})")
     print(f"  test error   {r['test_error']:7.2%}   ({r['test_samples']} held-out samples)")
-    print(f"  train error  {r['train_error']:7.2%}   ({r['train_error_method']})")
+    train_error = "      -" if r["train_error"] is None else f"{r['train_error']:7.2%}"
+    print(f"  train error  {train_error}   ({r['train_error_method']})")
     print(f"  bits         weights {net.widths.weight_bits}, state S={net.widths.state_bits}, traces "
           f"{net.widths.trace_bits}, biases {net.widths.bias_bits}")
     print(f"  spikes       {r['spikes_per_sample']:,.0f} per sample (all layers and phases)")

@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "for a per-epoch validation error and best-on-validation weights, which "
                         "--save keeps and the run reports (the test set is untouched)")
     t.add_argument("--eval-train", action="store_true",
-                   help="measure the train error with a final free-phase pass (default: on the fly in the last epoch)")
+                   help="measure the train error with a final free-phase pass (default: on the fly in the "
+                        "last epoch; with --load, not measured)")
     t.add_argument("--seed", type=int, default=None,
                    help="seed of the initial weights, data order and rounding, 0..2**32-1 (default 0)")
     t.add_argument("--backend", choices=registry.names("neurochip.backends"), default="numba",

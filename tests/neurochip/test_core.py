@@ -188,6 +188,17 @@ def test_cli_save_then_load(tmp_path):
     a, b = json.loads(out1.read_text()), json.loads(out2.read_text())
     assert a["weights_sha256"] == b["weights_sha256"]
     assert a["test_error"] == b["test_error"]
+    # --load trained nothing: no pass over the training images unless --eval-train asks for one
+    assert b["train_error"] is None and "not measured" in b["train_error_method"]
+    assert "train error        -" in r.stdout
+    out3 = tmp_path / "c.json"
+    r = _cli("--load", str(ck), "--test-samples", "60", "--train-samples", "200", "--quiet",
+             "--eval-train", "--json", str(out3))
+    assert r.returncode == 0, r.stderr
+    c = json.loads(out3.read_text())
+    assert c["test_error"] == a["test_error"]
+    assert c["train_error_method"] == "free-phase pass after training"
+    assert 0 <= c["train_error"] <= 1 and c["train_error"] * 200 == round(c["train_error"] * 200)
 
 
 # ---------------------------------------------------------- determinism
