@@ -74,7 +74,30 @@ def load_config(path: str, data_root: str | None) -> dict:
         fail(f"{path}: 'continues' must name another configuration")
     cfg.setdefault("title", cfg["name"])
     cfg["total_epochs"] = int(flags[flags.index("--epochs") + 1])
+    cfg["lineage"] = ancestry(cfg, os.path.dirname(os.path.abspath(path)))
     return cfg
+
+
+def ancestry(cfg: dict, folder: str) -> list[str]:
+    """``cfg``'s name, the configuration it continues, the one that continues, and so on: each
+    parent's ``continues`` is read from the configuration of that name in ``folder`` (the chain
+    stops at a parent whose configuration is not there, or at a name already seen)."""
+    names, parent, by_name = [cfg["name"]], cfg.get("continues"), None
+    while parent and parent not in names:
+        names.append(parent)
+        if by_name is None:
+            by_name = {}
+            for path in sorted(os.listdir(folder)):
+                try:
+                    with open(os.path.join(folder, path)) as fh:
+                        other = json.load(fh)
+                except (OSError, ValueError):
+                    continue
+                if isinstance(other, dict) and isinstance(other.get("name"), str):
+                    by_name.setdefault(other["name"], other)
+        parent = (by_name.get(parent) or {}).get("continues")
+        parent = parent if isinstance(parent, str) else None
+    return names
 
 
 def checkpoint_path(state: str, cfg: dict, seed: int) -> str:
@@ -207,9 +230,9 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
 
 # ------------------------------------------------------------------ report
 def lineage(cfg: dict) -> list[str]:
-    """The state folders a configuration's runs went through: its own, then the one it continues
-    (one level: a continued run's parent is a finished run of its own)."""
-    return [cfg["name"]] + ([cfg["continues"]] if cfg.get("continues") else [])
+    """The state folders a configuration's runs went through: its own, then the one it continues,
+    and that one's parent, and so on (:func:`ancestry`, found by :func:`load_config`)."""
+    return cfg.get("lineage") or [cfg["name"]] + ([cfg["continues"]] if cfg.get("continues") else [])
 
 
 def collect(cfg: dict, state: str) -> dict:

@@ -134,6 +134,32 @@ def test_a_continuing_configuration_starts_from_the_finished_parent(tmp_path, ca
     capsys.readouterr()
 
 
+def test_a_chain_of_continuations_counts_every_ancestors_pieces(tmp_path):
+    """``most`` continues ``more``, which continues ``base``: the report's wall time adds all three
+    folders' pieces of each seed; a parent whose configuration is missing, or a cycle, ends the chain."""
+    flags = ["--val-split", "10", "--epochs", "2"]
+    chain = {"base": None, "more": "base", "most": "more", "loop-a": "loop-b", "loop-b": "loop-a",
+             "orphan": "gone"}
+    for name, parent in chain.items():
+        cfg = {"name": name, "flags": flags, "seeds": [0, 1, 2], **({"continues": parent} if parent else {})}
+        (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    (tmp_path / "notes.json").write_text("not json")          # other files in the folder are skipped
+    load = lambda n: headline.load_config(str(tmp_path / f"{n}.json"), None)  # noqa: E731
+    assert load("most")["lineage"] == ["most", "more", "base"]
+    assert load("base")["lineage"] == ["base"]
+    assert load("loop-a")["lineage"] == ["loop-a", "loop-b"]
+    assert load("orphan")["lineage"] == ["orphan", "gone"]
+    state = tmp_path / "state"
+    seconds = {"base": (100.0, 7.0), "more": (20.0, 3.0), "most": (1.5, 0.25)}
+    for name, (s0, s1) in seconds.items():
+        log = headline.Log(str(state / name / "log.json"))
+        log.add({"seed": 0, "wall_seconds": s0})
+        log.add({"seed": 1, "wall_seconds": s1})
+    res = headline.collect(load("most"), str(state))
+    assert res["wall_seconds"] == {"0": 121.5, "1": 10.25}
+    assert headline.collect(load("more"), str(state))["wall_seconds"] == {"0": 120.0, "1": 10.0}
+
+
 def test_continues_must_name_another_configuration(tmp_path):
     path = tmp_path / "self.json"
     path.write_text(json.dumps({"name": "x", "continues": "x", "seeds": [0, 1, 2],
