@@ -290,7 +290,7 @@ def _run(argv, t0: float, opened: list) -> int:
                                                  progress=(bar.update if bar else None))
         if bar is not None:
             bar.close()
-        if args.load and not args.eval_train:     # nothing was trained: a pass over 60,000 images only if asked
+        if args.load and not args.eval_train:     # nothing trained: no pass over the training set unless asked
             return test_error, test_loss, None, "not measured (--load; --eval-train measures it)"
         train_error, method = float("nan"), "on the fly during the last epoch"
         if not args.load and history and history[-1].get("epoch") == epochs and progress.batch == 0 \
