@@ -229,12 +229,6 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
 
 
 # ------------------------------------------------------------------ report
-def lineage(cfg: dict) -> list[str]:
-    """The state folders a configuration's runs went through: its own, then the one it continues,
-    and that one's parent, and so on (:func:`ancestry`, found by :func:`load_config`)."""
-    return cfg.get("lineage") or [cfg["name"]] + ([cfg["continues"]] if cfg.get("continues") else [])
-
-
 def collect(cfg: dict, state: str) -> dict:
     """Per seed: the per-epoch history, the best-on-validation record and its test error."""
     seeds = {}
@@ -250,7 +244,7 @@ def collect(cfg: dict, state: str) -> dict:
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
                        "best_test_error": best_test, "train_seconds": t.get("train_seconds")}
     wall, machines = {}, []
-    for name in lineage(cfg):            # a continued run's wall time includes its parent's pieces
+    for name in cfg["lineage"]:          # a continued run's wall time includes every ancestor's pieces
         log_path = os.path.join(state, name, "log.json")
         if not os.path.exists(log_path):
             continue
