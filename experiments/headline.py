@@ -31,7 +31,10 @@ each configuration (a pilot before the other seeds).
 
 ``--report OUT`` trains nothing and writes ``OUT/NAME.md``, ``OUT/NAME.json``
 and ``OUT/NAME.png`` (validation and test error per epoch, every seed) from
-the checkpoints.
+the checkpoints.  ``--versus OUT`` trains nothing and compares the
+configurations seed by seed at equal epochs, the first the baseline (best
+validation error, what a choice may use, and its test error; paired
+differences, mean +- std), in ``OUT/versus-NAME-NAME.{md,json}``.
 
 The configuration (JSON)::
 
@@ -267,11 +270,14 @@ def collect(cfg: dict, state: str) -> dict:
     return res
 
 
-def at_equal_epochs(seeds: dict) -> dict:
-    """Every seed at the last epoch all seeds have finished: the best-on-validation epoch up to it
-    (the earliest wins a tie, as the CLI's), its test error, validation error and train error on
-    the fly; mean +- std (ddof 1) of the test errors.  The fair figure while seeds differ by an epoch."""
+def at_equal_epochs(seeds: dict, epoch: int | None = None) -> dict:
+    """Every seed at the last epoch all seeds have finished (or at ``epoch``, if given and not
+    later): the best-on-validation epoch up to it (the earliest wins a tie, as the CLI's), its test
+    error, validation error and train error on the fly; mean +- std (ddof 1) of the test errors.
+    The fair figure while seeds differ by an epoch."""
     e = min(s["epochs"] for s in seeds.values())
+    if epoch is not None:
+        e = min(e, epoch)
     per = {}
     for seed, s in seeds.items():
         hist = s["history"][:e]
@@ -285,6 +291,60 @@ def at_equal_epochs(seeds: dict) -> dict:
     if len(per) >= 2:
         out["test_error_mean_std"] = mean_std([v["test_error"] for v in per.values()])
     return out
+
+
+def versus(results: list[dict], only: set[int] | None = None) -> dict:
+    """The configurations side by side, the first the baseline, at the last epoch every seed of
+    every one has finished: per seed, the best validation error up to that epoch (what a choice
+    between them may use) and that epoch's test error (recorded, never used to choose); and each
+    configuration's difference from the baseline seed by seed (paired: a seed fixes the validation
+    split and every epoch's sample order, whatever the network), mean +- std (ddof 1)."""
+    seeds = sorted(s for s in set.intersection(*(set(r["seeds"]) for r in results))
+                   if only is None or s in only)
+    if not seeds:
+        fail("--versus: the configurations have no trained seed in common")
+    epoch = min(r["seeds"][s]["epochs"] for r in results for s in seeds)
+    rows = []
+    for r in results:
+        eq = at_equal_epochs({s: r["seeds"][s] for s in seeds}, epoch)
+        row = {"name": r["name"], "title": r["title"], "flags": r["flags"], "seeds": eq["seeds"]}
+        for key in ("val_error", "test_error"):
+            row[key + "_mean_std"] = mean_std([eq["seeds"][s][key] for s in seeds])
+        rows.append(row)
+    base = rows[0]
+    for row in rows[1:]:
+        for key in ("val_error", "test_error"):
+            row[key + "_minus_baseline"] = [row["seeds"][s][key] - base["seeds"][s][key] for s in seeds]
+            row[key + "_minus_baseline_mean_std"] = mean_std(row[key + "_minus_baseline"])
+    return {"epoch": epoch, "seeds": seeds, "baseline": base["name"], "rows": rows}
+
+
+def versus_markdown(res: dict, command: str) -> str:
+    pct = lambda v: f"{100 * v:.2f}"                                        # noqa: E731
+    seeds = res["seeds"]
+    spread = len(seeds) > 1           # one seed has no spread: its figure alone, no "± 0.00"
+    pm = lambda ms: f"{100 * ms[0]:.2f}" + (f" ± {100 * ms[1]:.2f}" if spread else "")      # noqa: E731
+    signed = lambda ms: f"{100 * ms[0]:+.2f}" + (f" ± {100 * ms[1]:.2f}" if spread else "")  # noqa: E731
+    lines = [f"Command: `{command}`  ",
+             f"Seeds {', '.join(map(str, seeds))}, each at its best-on-validation epoch up to epoch "
+             f"{res['epoch']} (the last every run has finished); baseline `{res['baseline']}`; "
+             f"report date {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
+             "| configuration | best validation error % per seed (epoch) | mean ± std | minus baseline, "
+             "per seed (mean ± std) | its test error % per seed | mean ± std | minus baseline (mean ± std) |",
+             "|---|---|---|---|---|---|---|"]
+    for row in res["rows"]:
+        per = row["seeds"]
+        val = " / ".join(f"{pct(per[s]['val_error'])} ({per[s]['best_epoch']})" for s in seeds)
+        test = " / ".join(pct(per[s]["test_error"]) for s in seeds)
+        if "val_error_minus_baseline" in row:
+            dv = (" / ".join(f"{100 * d:+.2f}" for d in row["val_error_minus_baseline"])
+                  + f" ({signed(row['val_error_minus_baseline_mean_std'])})")
+            dt_ = signed(row["test_error_minus_baseline_mean_std"])
+        else:
+            dv = dt_ = "-"
+        lines.append(f"| `{row['name']}` | {val} | {pm(row['val_error_mean_std'])} | {dv} | {test} | "
+                     f"{pm(row['test_error_mean_std'])} | {dt_} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(res: dict, command: str) -> str:
@@ -425,19 +485,40 @@ def main(argv=None) -> int:
                                                    "(saved, resumable)")
     p.add_argument("--seeds", default=None, metavar="S,S",
                    help="train only these seeds of each configuration now (a pilot on one seed "
-                        "before the others); default: all")
+                        "before the others), or compare only these (--versus); default: all")
     p.add_argument("--threads", type=int, default=1, help="Numba threads of each piece (default 1)")
     p.add_argument("--report", default=None, metavar="OUT", help="train nothing: write the tables and "
                                                                   "curves to OUT")
     p.add_argument("--publish", default=None, metavar="DIR",
                    help="train nothing: copy each configuration's best seed (on validation) to "
                         "DIR/NAME.npz and record its re-evaluated test error in DIR/models.json")
+    p.add_argument("--versus", default=None, metavar="OUT",
+                   help="train nothing: compare the configurations seed by seed at equal epochs, "
+                        "the first the baseline (best validation error and its test error, paired "
+                        "differences); writes OUT/versus-FIRST-SECOND....{md,json}")
     a = p.parse_args(argv)
     cfgs = [load_config(c, a.data_root) for c in a.configs]
+    only = None
+    if a.seeds is not None:
+        try:
+            only = {int(x) for x in a.seeds.split(",")}
+        except ValueError:
+            fail(f"--seeds must be comma-separated integers, got {a.seeds!r}")
+        if not any(seed in only for cfg in cfgs for seed in cfg["seeds"]):
+            fail(f"--seeds {a.seeds}: no configuration has these seeds")
     log = lambda *m: print(time.strftime("%H:%M:%S", time.gmtime()), *m, file=sys.stderr, flush=True)  # noqa: E731
     if a.publish:
         for cfg in cfgs:
             publish(cfg, a.state, a.publish, log)
+        return 0
+    if a.versus:
+        if len(cfgs) < 2:
+            fail("--versus needs at least two configurations (the first is the baseline)")
+        command = "python -m experiments.headline " + " ".join(argv if argv is not None else sys.argv[1:])
+        res = versus([collect(cfg, a.state) for cfg in cfgs], only)
+        text = versus_markdown(res, command.replace(f" --versus {a.versus}", ""))
+        write_report(a.versus, "versus-" + "-".join(cfg["name"] for cfg in cfgs), text, res)
+        print(text)
         return 0
     if a.report:
         command = "python -m experiments.headline " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -454,14 +535,6 @@ def main(argv=None) -> int:
         hh, mm = (int(x) for x in a.stop_at.split(":"))
         now = dt.datetime.now(dt.timezone.utc)
         stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
-    only = None
-    if a.seeds is not None:
-        try:
-            only = {int(x) for x in a.seeds.split(",")}
-        except ValueError:
-            fail(f"--seeds must be comma-separated integers, got {a.seeds!r}")
-        if not any(seed in only for cfg in cfgs for seed in cfg["seeds"]):
-            fail(f"--seeds {a.seeds}: no configuration has these seeds")
     runs = [(cfg, seed, cfg["total_epochs"] if a.until_epoch is None else min(cfg["total_epochs"], a.until_epoch))
             for cfg in cfgs for seed in cfg["seeds"] if only is None or seed in only]
     stopped = "stopped (stop time or signal); resumable: run the same command again"

@@ -167,3 +167,58 @@ def test_continues_must_name_another_configuration(tmp_path):
     with pytest.raises(SystemExit) as exc:
         headline.load_config(str(path), None)
     assert exc.value.code == 2
+
+
+def _seed(val, test, epochs=None):
+    """A collected seed: per-epoch validation and test errors (fractions)."""
+    hist = [{"epoch": i + 1, "val_error": v, "test_error": t, "train_error_on_the_fly": 0.5}
+            for i, (v, t) in enumerate(zip(val, test))]
+    return {"epochs": len(hist) if epochs is None else epochs, "history": hist}
+
+
+def test_versus_pairs_the_seeds_at_the_last_epoch_every_run_has():
+    base = {"name": "a", "title": "a", "flags": [], "seeds": {
+        0: _seed([0.30, 0.20, 0.25, 0.10], [0.31, 0.22, 0.26, 0.12]),
+        1: _seed([0.40, 0.30, 0.30], [0.41, 0.33, 0.35]),       # a tie: the earlier epoch (2) wins
+        2: _seed([0.50, 0.45, 0.40], [0.52, 0.44, 0.43]),
+        5: _seed([0.1], [0.1])}}                                # not in the other configuration
+    other = {"name": "b", "title": "b", "flags": [], "seeds": {
+        0: _seed([0.28, 0.18, 0.19], [0.29, 0.21, 0.20]),
+        1: _seed([0.35, 0.36, 0.20], [0.36, 0.30, 0.25]),
+        2: _seed([0.60, 0.42, 0.41], [0.55, 0.46, 0.47])}}
+    res = headline.versus([base, other])
+    # epoch 4 of base seed 0 is past the last epoch every run has (3): not used
+    assert res["epoch"] == 3 and res["seeds"] == [0, 1, 2] and res["baseline"] == "a"
+    a, b = res["rows"]
+    assert [a["seeds"][s]["best_epoch"] for s in (0, 1, 2)] == [2, 2, 3]
+    assert [b["seeds"][s]["best_epoch"] for s in (0, 1, 2)] == [2, 3, 3]
+    assert [a["seeds"][s]["test_error"] for s in (0, 1, 2)] == [0.22, 0.33, 0.43]
+    d_val = [0.18 - 0.20, 0.20 - 0.30, 0.41 - 0.40]
+    assert b["val_error_minus_baseline"] == pytest.approx(d_val)
+    assert b["test_error_minus_baseline"] == pytest.approx([0.21 - 0.22, 0.25 - 0.33, 0.47 - 0.43])
+    m = sum(d_val) / 3
+    sd = (sum((d - m) ** 2 for d in d_val) / 2) ** 0.5
+    assert b["val_error_minus_baseline_mean_std"] == pytest.approx((m, sd))
+    assert "val_error_minus_baseline" not in a
+    # one seed only: its figures, paired, with no spread printed
+    one = headline.versus([base, other], only={1})
+    assert one["seeds"] == [1] and one["epoch"] == 3
+    text = headline.versus_markdown(one, "cmd")
+    assert "| `b` | 20.00 (3) | 20.00 | -10.00 (-10.00) | 25.00 | 25.00 | -8.00 |" in text
+    rows = lambda t: [ln for ln in t.splitlines() if ln.startswith("| `")]  # noqa: E731
+    assert not any("±" in ln for ln in rows(text))
+    assert all("±" in ln for ln in rows(headline.versus_markdown(res, "cmd")))
+
+
+def test_versus_needs_a_seed_in_common(tmp_path):
+    a = {"name": "a", "title": "a", "flags": [], "seeds": {0: _seed([0.3], [0.3])}}
+    b = {"name": "b", "title": "b", "flags": [], "seeds": {1: _seed([0.3], [0.3])}}
+    with pytest.raises(SystemExit) as exc:
+        headline.versus([a, b])
+    assert exc.value.code == 2
+    cfg = tmp_path / "a.json"
+    cfg.write_text(json.dumps({"name": "a", "flags": ["--val-split", "10", "--epochs", "2"],
+                               "seeds": [0, 1, 2]}))
+    with pytest.raises(SystemExit) as exc:
+        headline.main([str(cfg), "--versus", str(tmp_path / "out")])
+    assert exc.value.code == 2
