@@ -307,7 +307,10 @@ def versus(results: list[dict], only: set[int] | None = None) -> dict:
     rows = []
     for r in results:
         eq = at_equal_epochs({s: r["seeds"][s] for s in seeds}, epoch)
-        row = {"name": r["name"], "title": r["title"], "flags": r["flags"], "seeds": eq["seeds"]}
+        row = {"name": r["name"], "title": r["title"], "flags": r["flags"], "seeds": eq["seeds"],
+               # how well each fits its training images by then (on the fly, the last epoch)
+               "train_error_on_the_fly_last": [r["seeds"][s]["history"][epoch - 1]["train_error_on_the_fly"]
+                                               for s in seeds]}
         for key in ("val_error", "test_error"):
             row[key + "_mean_std"] = mean_std([eq["seeds"][s][key] for s in seeds])
         rows.append(row)
@@ -330,8 +333,9 @@ def versus_markdown(res: dict, command: str) -> str:
              f"{res['epoch']} (the last every run has finished); baseline `{res['baseline']}`; "
              f"report date {time.strftime('%Y-%m-%d', time.gmtime())}.", "",
              "| configuration | best validation error % per seed (epoch) | mean ± std | minus baseline, "
-             "per seed (mean ± std) | its test error % per seed | mean ± std | minus baseline (mean ± std) |",
-             "|---|---|---|---|---|---|---|"]
+             "per seed (mean ± std) | its test error % per seed | mean ± std | minus baseline (mean ± std) | "
+             f"train error % on the fly in epoch {res['epoch']}, per seed |",
+             "|---|---|---|---|---|---|---|---|"]
     for row in res["rows"]:
         per = row["seeds"]
         val = " / ".join(f"{pct(per[s]['val_error'])} ({per[s]['best_epoch']})" for s in seeds)
@@ -343,7 +347,8 @@ def versus_markdown(res: dict, command: str) -> str:
         else:
             dv = dt_ = "-"
         lines.append(f"| `{row['name']}` | {val} | {pm(row['val_error_mean_std'])} | {dv} | {test} | "
-                     f"{pm(row['test_error_mean_std'])} | {dt_} |")
+                     f"{pm(row['test_error_mean_std'])} | {dt_} | "
+                     f"{' / '.join(pct(v) for v in row['train_error_on_the_fly_last'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -170,8 +170,9 @@ def test_continues_must_name_another_configuration(tmp_path):
 
 
 def _seed(val, test, epochs=None):
-    """A collected seed: per-epoch validation and test errors (fractions)."""
-    hist = [{"epoch": i + 1, "val_error": v, "test_error": t, "train_error_on_the_fly": 0.5}
+    """A collected seed: per-epoch validation and test errors (fractions); train error on the fly
+    0.5 in epoch 1, 0.4 in epoch 2, ..."""
+    hist = [{"epoch": i + 1, "val_error": v, "test_error": t, "train_error_on_the_fly": 0.5 - i / 10}
             for i, (v, t) in enumerate(zip(val, test))]
     return {"epochs": len(hist) if epochs is None else epochs, "history": hist}
 
@@ -200,11 +201,12 @@ def test_versus_pairs_the_seeds_at_the_last_epoch_every_run_has():
     sd = (sum((d - m) ** 2 for d in d_val) / 2) ** 0.5
     assert b["val_error_minus_baseline_mean_std"] == pytest.approx((m, sd))
     assert "val_error_minus_baseline" not in a
+    assert a["train_error_on_the_fly_last"] == pytest.approx([0.3, 0.3, 0.3])   # epoch 3, not 4
     # one seed only: its figures, paired, with no spread printed
     one = headline.versus([base, other], only={1})
     assert one["seeds"] == [1] and one["epoch"] == 3
     text = headline.versus_markdown(one, "cmd")
-    assert "| `b` | 20.00 (3) | 20.00 | -10.00 (-10.00) | 25.00 | 25.00 | -8.00 |" in text
+    assert "| `b` | 20.00 (3) | 20.00 | -10.00 (-10.00) | 25.00 | 25.00 | -8.00 | 30.00 |" in text
     rows = lambda t: [ln for ln in t.splitlines() if ln.startswith("| `")]  # noqa: E731
     assert not any("±" in ln for ln in rows(text))
     assert all("±" in ln for ln in rows(headline.versus_markdown(res, "cmd")))
