@@ -9,8 +9,11 @@ beside ours (mean ± std over 3 seeds, ddof 1, and every seed):
 * the 2C1FC row from the ``mnist-medium`` headline runs (``--headline``: the JSON of
   ``python -m experiments.headline ... --report``), whose architecture is Ernoult's P-conv
   and whose rate was chosen by the pilots (``--pilots``: the pilots' JSON, for the rates tried);
-* the 2C2FC row (the paper's network, ``paper-mnist``): not trained here; ``--paper-ms``
-  (measured milliseconds per training sample) gives what its epochs would take.
+* the 2C2FC row (the paper's network, ``paper-mnist``) from its headline run
+  (``--paper-headline``: the JSON of ``python -m experiments.headline
+  experiments/configs/headline-paper-mnist.json --report``; as many of the paper's 250
+  epochs and seeds as were trained, marked partial); ``--paper-ms`` (measured milliseconds
+  per training sample) gives what its remaining epochs would take.
 
 The published figures are algorithm.md §7.2's (test / train error %).
 """
@@ -54,7 +57,22 @@ def recipe_of(flags: list[str]) -> str:
     return text
 
 
-def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -> list[str]:
+def headline_cells(headline: dict) -> tuple[str, str, str, str]:
+    """(epochs, mean ± std, per seed, mean train error on the fly) of a headline report, every
+    seed at the last epoch all have finished; "(partial)" where fewer than planned."""
+    eq = headline["equal_epochs"]["seeds"]
+    cell, per = _seeds_cell([eq[s]["test_error"] for s in sorted(eq)])
+    if len(eq) < 3:
+        per += f" (seed{'s' if len(eq) > 1 else ''} {', '.join(sorted(eq))} only)"
+    train = [v["train_error_on_the_fly"] for v in eq.values()]
+    tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
+    done, total = headline["equal_epochs"]["epoch"], headline["total_epochs"]
+    epochs = str(total) if done >= total else f"{done} of {total} (partial)"
+    return epochs, cell, per, tr
+
+
+def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
+         paper: dict | None = None) -> list[str]:
     out = ["| row | published (test / train error %) | ours, 8-bit: rate (chosen on validation) | "
            "epochs | test error % (mean ± std) | per seed (0 / 1 / 2) | train error % on the fly, "
            "best epoch (mean) |", "|---|---|---|---|---|---|---|"]
@@ -79,22 +97,26 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None) -
         out.append(f"| {row} | {pub(row)} | x{f:g} = {rates} | {n_ep} | {cell}{part} | {per or '-'} | {tr} |")
     row = "2C1FC (P-conv) 784-c32k5-c64k5-10"
     if headline:
-        # every seed at the same number of epochs (the last all have finished)
-        eq = headline["equal_epochs"]["seeds"]
-        cell, per = _seeds_cell([eq[s]["test_error"] for s in sorted(eq)])
-        train = [v["train_error_on_the_fly"] for v in eq.values()]
-        tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
-        done, total = headline["equal_epochs"]["epoch"], headline["total_epochs"]
-        epochs = str(total) if done >= total else f"{done} of {total} (partial)"
+        epochs, cell, per, tr = headline_cells(headline)
         out.append(f"| {row} | {pub(row)} | `{headline['name']}`: {recipe_of(headline['flags'])} | "
                    f"{epochs} | {cell} | {per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
-    note = "not trained here"
+    done = paper["equal_epochs"]["epoch"] if paper else 0
+    cost = ""
     if paper_ms:
         epoch_h = 60000 * paper_ms / 1000 / 3600
-        note += (f": {paper_ms:g} ms per training sample -> {epoch_h:.1f} h per 60,000-image epoch, "
-                 f"{250 * epoch_h / 24:.0f} days for 250 epochs")
-    out.append(f"| {row} | {pub(row)} | {note} | - | - | - | - |")
+        cost = (f"{paper_ms:g} ms per training sample -> {epoch_h:.1f} h per 60,000-image epoch, "
+                f"{(250 - done) * epoch_h / 24:.0f} days for the {250 - done} epochs left")
+    if paper:
+        from neurochip.network import get_preset
+        lrs = ",".join(f"{v:g}" for v in get_preset("paper-mnist").hyper.lrs)
+        epochs, cell, per, tr = headline_cells(paper)
+        note = f"`{paper['name']}`: the paper's rates {lrs}, constant (not tuned here)"
+        out.append(f"| {row} | {pub(row)} | {note}{'; ' + cost if cost else ''} | {epochs} | {cell} "
+                   f"| {per} | {tr} |")
+    else:
+        out.append(f"| {row} | {pub(row)} | not trained here{': ' + cost if cost else ''} "
+                   "| - | - | - | - |")
     return out
 
 
@@ -104,6 +126,8 @@ def main(argv=None) -> int:
     p.add_argument("--protocol", required=True, action="append",
                    help="JSON of experiments.protocol (experiments/configs/table2-*.json); repeatable")
     p.add_argument("--headline", default=None, help="JSON of experiments.headline --report (mnist-medium)")
+    p.add_argument("--paper-headline", default=None,
+                   help="JSON of experiments.headline --report (paper-mnist), however far it got")
     p.add_argument("--paper-ms", type=float, default=None,
                    help="measured ms per paper-mnist training sample (docs/speed.md)")
     a = p.parse_args(argv)
@@ -111,11 +135,14 @@ def main(argv=None) -> int:
     for path in a.protocol:
         with open(path) as fh:
             protocols.append(json.load(fh))
-    headline = None
+    headline = paper = None
     if a.headline:
         with open(a.headline) as fh:
             headline = json.load(fh)
-    print("\n".join(rows(protocols, headline, a.paper_ms)))
+    if a.paper_headline:
+        with open(a.paper_headline) as fh:
+            paper = json.load(fh)
+    print("\n".join(rows(protocols, headline, a.paper_ms, paper)))
     return 0
 
 

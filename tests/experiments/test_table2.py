@@ -43,3 +43,26 @@ def test_rows(tmp_path, capsys):
     paper = next(line for line in out if line.startswith("| 2C2FC"))
     assert "1.7 h per 60,000-image epoch" in paper       # 60,000 x 100 ms
     assert not any("not a Table II row" in line for line in out)
+
+
+def test_the_paper_row_from_a_partial_run(tmp_path, capsys):
+    """A 2C2FC run of one seed, 2 of the paper's 250 epochs: its figure, marked partial and
+    single-seed (no ± from one seed), and what the epochs left would take."""
+    from experiments.headline import at_equal_epochs
+    seeds = {"0": {"epochs": 2, "history": [
+        {"val_error": 0.05, "test_error": 0.045, "train_error_on_the_fly": 0.08},
+        {"val_error": 0.03, "test_error": 0.0312, "train_error_on_the_fly": 0.04}]}}
+    paper = {"name": "paper-mnist", "total_epochs": 250, "seeds": seeds,
+             "equal_epochs": at_equal_epochs(seeds), "flags": ["--preset", "paper-mnist"]}
+    p, h = tmp_path / "p.json", tmp_path / "paper.json"
+    p.write_text(json.dumps(_protocol([0.03, 0.03, 0.03])))
+    h.write_text(json.dumps(paper))
+    assert table2.main(["--protocol", str(p), "--paper-headline", str(h), "--paper-ms", "60"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2C2FC"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == "Lin, Bal, Sengupta 2024 (float32, 250 epochs): 0.97 / -"
+    assert cells[2].startswith("`paper-mnist`: the paper's rates 0.25,0.15,0.1,0.08, constant")
+    # 60,000 x 60 ms = 1.0 h per epoch; 248 epochs left = 10.3 days
+    assert "1.0 h per 60,000-image epoch, 10 days for the 248 epochs left" in cells[2]
+    assert cells[3] == "2 of 250 (partial)" and cells[4] == "-"
+    assert cells[5] == "3.12 (seed 0 only)" and cells[6] == "4.00"
