@@ -23,6 +23,7 @@ import argparse
 import json
 import sys
 
+from .headline import at_equal_epochs
 from .protocol import mean_std
 
 #: (row, architecture, published rows: (source, test %, train % or None))
@@ -60,13 +61,15 @@ def recipe_of(flags: list[str]) -> str:
 def headline_cells(headline: dict) -> tuple[str, str, str, str]:
     """(epochs, mean ± std, per seed, mean train error on the fly) of a headline report, every
     seed at the last epoch all have finished; "(partial)" where fewer than planned."""
-    eq = headline["equal_epochs"]["seeds"]
+    # a report holds "equal_epochs" only once every planned seed has run: else from the seeds run
+    equal = headline.get("equal_epochs") or at_equal_epochs(headline["seeds"])
+    eq = equal["seeds"]
     cell, per = _seeds_cell([eq[s]["test_error"] for s in sorted(eq)])
     if len(eq) < 3:
         per += f" (seed{'s' if len(eq) > 1 else ''} {', '.join(sorted(eq))} only)"
     train = [v["train_error_on_the_fly"] for v in eq.values()]
     tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
-    done, total = headline["equal_epochs"]["epoch"], headline["total_epochs"]
+    done, total = equal["epoch"], headline["total_epochs"]
     epochs = str(total) if done >= total else f"{done} of {total} (partial)"
     return epochs, cell, per, tr
 
@@ -101,7 +104,7 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
         out.append(f"| {row} | {pub(row)} | `{headline['name']}`: {recipe_of(headline['flags'])} | "
                    f"{epochs} | {cell} | {per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
-    done = paper["equal_epochs"]["epoch"] if paper else 0
+    done = (paper.get("equal_epochs") or at_equal_epochs(paper["seeds"]))["epoch"] if paper else 0
     cost = ""
     if paper_ms:
         epoch_h = 60000 * paper_ms / 1000 / 3600
