@@ -58,11 +58,16 @@ def recipe_of(flags: list[str]) -> str:
     return text
 
 
+def equal_epochs(report: dict) -> dict:
+    """A headline report's seeds at the last epoch all have finished (a report holds
+    "equal_epochs" only once every planned seed has run: else from the seeds run)."""
+    return report.get("equal_epochs") or at_equal_epochs(report["seeds"])
+
+
 def headline_cells(headline: dict) -> tuple[str, str, str, str]:
     """(epochs, mean ± std, per seed, mean train error on the fly) of a headline report, every
     seed at the last epoch all have finished; "(partial)" where fewer than planned."""
-    # a report holds "equal_epochs" only once every planned seed has run: else from the seeds run
-    equal = headline.get("equal_epochs") or at_equal_epochs(headline["seeds"])
+    equal = equal_epochs(headline)
     eq = equal["seeds"]
     cell, per = _seeds_cell([eq[s]["test_error"] for s in sorted(eq)])
     if len(eq) < 3:
@@ -104,15 +109,16 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
         out.append(f"| {row} | {pub(row)} | `{headline['name']}`: {recipe_of(headline['flags'])} | "
                    f"{epochs} | {cell} | {per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
-    done = (paper.get("equal_epochs") or at_equal_epochs(paper["seeds"]))["epoch"] if paper else 0
+    from neurochip.network import get_preset
+    preset = get_preset("paper-mnist")
+    left = preset.epochs - (equal_epochs(paper)["epoch"] if paper else 0)
     cost = ""
     if paper_ms:
         epoch_h = 60000 * paper_ms / 1000 / 3600
         cost = (f"{paper_ms:g} ms per training sample -> {epoch_h:.1f} h per 60,000-image epoch, "
-                f"{(250 - done) * epoch_h / 24:.0f} days for the {250 - done} epochs left")
+                f"{left * epoch_h / 24:.0f} days for the {left} epochs left")
     if paper:
-        from neurochip.network import get_preset
-        lrs = ",".join(f"{v:g}" for v in get_preset("paper-mnist").hyper.lrs)
+        lrs = ",".join(f"{v:g}" for v in preset.hyper.lrs)
         epochs, cell, per, tr = headline_cells(paper)
         note = f"`{paper['name']}`: the paper's rates {lrs}, constant (not tuned here)"
         out.append(f"| {row} | {pub(row)} | {note}{'; ' + cost if cost else ''} | {epochs} | {cell} "
