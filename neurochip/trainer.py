@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import learning
+from .augment import epoch_shifts, shift_images
 from .backend import Backend, NumbaBackend, backend_names, layer_traces, make_backend  # noqa: F401
 from .kinds import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, N_COUNTS, PHASES
 from .network import Network
@@ -144,7 +145,8 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
 
 
 def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally | None = None,
-                start_batch: int = 0, on_batch=None, lr_factor: float = 1.0) -> tuple[float, float]:
+                start_batch: int = 0, on_batch=None, lr_factor: float = 1.0,
+                augment=None) -> tuple[float, float]:
     """One epoch of minibatch EP; returns (train error on the fly, mean loss).
 
     ``x_fp``: int64 ``(N, N0)`` quantised pixels; ``labels``: int ``(N,)``.
@@ -152,17 +154,24 @@ def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally | 
     already done (resume); ``on_batch(i, step, wrong)`` is called after each
     update with the batch's misclassified count (progress, partial sums,
     checkpoints); ``lr_factor`` scales every layer's learning rate in this
-    epoch (a schedule's factor).  :func:`fit` runs whole trainings with callbacks.
+    epoch (a schedule's factor); ``augment`` (a :class:`neurochip.augment.Augment`,
+    optional) translates each training image by the epoch's shift of its sample
+    (so the train error on the fly is measured on the moved images).
+    :func:`fit` runs whole trainings with callbacks.
     """
     bs = net.hyper.batch_size
     order = epoch_order(net.seed, epoch, len(labels))
+    shifts = None
+    if augment is not None and augment.active:
+        shifts = epoch_shifts(net.seed, epoch, len(labels), augment.max_shift)
     n_batches = len(labels) // bs
     wrong = 0
     loss = 0.0
     seen = 0
     for i in range(start_batch, n_batches):
         idx = order[i * bs:(i + 1) * bs]
-        step = train_step(backend, net, x_fp[idx], labels[idx], tally, lr_factor)
+        xb = x_fp[idx] if shifts is None else shift_images(x_fp[idx], net.arch.input_shape, shifts[idx])
+        step = train_step(backend, net, xb, labels[idx], tally, lr_factor)
         batch_wrong = int((step.predictions != labels[idx]).sum())
         wrong += batch_wrong
         loss += step.loss * bs
@@ -253,7 +262,7 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
         test: tuple[np.ndarray, np.ndarray] | None = None,
         validation: tuple[np.ndarray, np.ndarray] | None = None, lr_schedule=None,
         tally: Tally | None = None, callbacks=(), state: TrainingState | None = None,
-        clock=None) -> TrainingState:
+        clock=None, augment=None) -> TrainingState:
     """Train ``net`` for ``epochs`` epochs of minibatch EP, calling ``callbacks`` on the way.
 
     Parameters
@@ -271,6 +280,9 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
     tally : optional :class:`Tally` accumulating the training counts.
     state : a :class:`TrainingState` to continue (resume); default: a new one.
     clock : seconds counter (default ``time.perf_counter``).
+    augment : optional :class:`neurochip.augment.Augment`: training images moved by
+        random whole-pixel shifts, a pure function of (seed, epoch) (validation and
+        test images never).
 
     Each history record holds ``epoch`` (1-based), ``train_error_on_the_fly``,
     ``train_loss``, with ``validation``: ``val_error``, ``val_loss``, with ``test``:
@@ -307,7 +319,7 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
                 each("on_batch_end", BatchEnd(i, step, wrong))
 
             factor = 1.0 if lr_schedule is None else lr_schedule.factor(epoch, epochs)
-            train_epoch(backend, net, x_fp, labels, epoch, tally, st.batch, on_batch, factor)
+            train_epoch(backend, net, x_fp, labels, epoch, tally, st.batch, on_batch, factor, augment)
             record = {"epoch": epoch + 1, "train_error_on_the_fly": st.wrong / max(st.seen, 1),
                       "train_loss": st.loss / max(st.seen, 1)}
             if lr_schedule is not None:

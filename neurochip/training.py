@@ -85,7 +85,7 @@ def _release(backend, made_here: bool) -> None:
 def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", callbacks=(),
           evaluate_on: tuple[np.ndarray, np.ndarray] | None = None,
           state: trainer.TrainingState | None = None, tally: trainer.Tally | None = None,
-          lr_schedule=None, **backend_options) -> TrainingRun:
+          lr_schedule=None, augment=None, **backend_options) -> TrainingRun:
     """Train ``net`` in place on ``data``'s training split for ``epochs`` epochs.
 
     Parameters
@@ -99,8 +99,12 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
     state, tally : continue an earlier run (``run.state``, ``run.tally``).
     lr_schedule : a :class:`neurochip.schedule.LRSchedule` (per-epoch factor on every
         layer's rate, recorded as ``lr_factor``); None: the rates as given.
+    augment : a :class:`neurochip.augment.Augment` (random whole-pixel shifts of the
+        training images, a pure function of seed and epoch); None: images as given.
     """
     check_fits(net, data)
+    if augment is not None:
+        augment.validate(tuple(net.arch.input_shape[1:]))
     be = _backend(net, backend, backend_options)
     sbits = net.widths.state_bits
     tally = tally if tally is not None else trainer.Tally.zeros(net.arch.n_layers)
@@ -110,7 +114,7 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
     try:
         st = trainer.fit(be, net, data.quantised(data.train_x, sbits), data.train_y, epochs,
                          validation=validation, tally=tally, callbacks=callbacks, state=state,
-                         lr_schedule=lr_schedule)
+                         lr_schedule=lr_schedule, augment=augment)
     finally:
         _release(be, isinstance(backend, str))
     return TrainingRun(net, st, tally, be)

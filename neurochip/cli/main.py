@@ -227,7 +227,8 @@ def _run(argv, t0: float, opened: list) -> int:
                 **{k: pos[k] for k in ("history", "partial", "train_seconds")},
                 "tally_counts": tally.counts.ravel().tolist(), "tally": tally.state_dict(),
                 "lr_schedule": plan.schedule.as_dict(), "val_split": plan.val_split,
-                "weight_headroom": plan.headroom, "health": health.state(), "best": best.record}
+                "weight_headroom": plan.headroom, "augment": plan.augment.as_dict(),
+                "health": health.state(), "best": best.record}
 
     def save_training(path: str) -> None:
         checkpoint.save_checkpoint(path, net, training_state(), best.net)
@@ -247,7 +248,7 @@ def _run(argv, t0: float, opened: list) -> int:
         handlers = stop.install()
         try:
             trainer.fit(backend, net, x_train, ds.train_y, epochs, test=(x_test, ds.test_y),
-                        validation=validation_set, lr_schedule=plan.schedule,
+                        validation=validation_set, lr_schedule=plan.schedule, augment=plan.augment,
                         tally=tally, callbacks=callbacks, state=progress)
             if progress.stopped:
                 interrupted = stop.signal
@@ -340,7 +341,7 @@ def _run(argv, t0: float, opened: list) -> int:
         "val_split": plan.val_split, "val_samples": None if val_y is None else int(len(val_y)),
         "best": best.record, "evaluated": "best on validation" if eval_net is not net else "latest",
         "lr_schedule": plan.schedule.as_dict(), "weight_headroom": plan.headroom,
-        "weights_sha256_latest": net.weights_sha256()})
+        "augment": plan.augment.as_dict(), "weights_sha256_latest": net.weights_sha256()})
     seconds = time.perf_counter() - t0
     result["seconds"] = round(seconds, 3)
     outputs.print_summary(result, eval_net, tally, table, seconds)

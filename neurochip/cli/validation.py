@@ -116,6 +116,8 @@ def check_plain_flags(args) -> None:
     check_int("--t1", args.t1, 1, MAX_STEPS)
     check_int("--t2", args.t2, 1, MAX_STEPS)
     check_int("--batch-size", args.batch_size, 1)
+    if args.load and args.augment_shift is not None:
+        raise UserError("--augment-shift moves training images; --load only evaluates")
     if args.seed is not None:
         check_seed(args.seed)
     if args.threads is not None:
@@ -235,6 +237,26 @@ def recipe(args, training: dict | None, source: str | None, epochs: int | None =
     return schedule, split, headroom
 
 
+def augmentation(args, training: dict | None, source: str | None, arch):
+    """The :class:`~neurochip.augment.Augment` of ``--augment-shift``, or of the checkpoint
+    being resumed (a flag that disagrees with it is an error: the epochs already trained
+    saw its shifts)."""
+    from ..augment import Augment
+    image_hw = tuple(arch.input_shape[1:])
+    given = None if args.augment_shift is None else Augment(args.augment_shift).validate(image_hw)
+    if source is None:
+        return given or Augment()
+    record = (training or {}).get("augment")
+    try:
+        stored = Augment.from_dict(record)
+    except (UserError, AttributeError, TypeError, ValueError, KeyError):
+        raise UserError(f"checkpoint {source} holds an invalid augmentation record {record!r}") from None
+    if args.resume and given is not None and given != stored:
+        raise UserError(f"--augment-shift {given.max_shift} conflicts with checkpoint {source}, "
+                        f"which was trained with --augment-shift {stored.max_shift}")
+    return stored
+
+
 def carve_validation(ds, split, seed: int):
     """``(training set without the held-out images, val images, val labels)``;
     ``(ds, None, None)`` without a split.  The test set is untouched."""
@@ -295,7 +317,7 @@ def plan(args) -> Plan:
         schedule, split, headroom = recipe(args, training, src, epochs)
         return Plan(net=net, training=training, arch=net.arch, dataset=dataset, epochs=epochs,
                     preset=net.preset, source=src, schedule=schedule, val_split=split,
-                    headroom=headroom)
+                    headroom=headroom, augment=augmentation(args, training, src, net.arch))
 
     dataset = args.dataset
     preset_name = args.preset
@@ -314,7 +336,7 @@ def plan(args) -> Plan:
     return Plan(net=None, training=None, arch=arch, hyper=hyper, widths=widths,
                 seed=args.seed if args.seed is not None else 0, dataset=dataset, epochs=epochs,
                 preset=preset_name, source=None, schedule=schedule, val_split=split,
-                headroom=headroom)
+                headroom=headroom, augment=augmentation(args, None, None, arch))
 
 
 def load_data(args, plan):

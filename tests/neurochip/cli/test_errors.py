@@ -101,6 +101,7 @@ def files(tmp_path_factory):
     variant("ck2.npz", {**meta, "training": two})
     variant("ck2cos.npz", {**meta, "training": {**two, "lr_schedule": {
         "kind": "cosine", "step_epochs": 1, "gamma": 0.5, "min_factor": 0.0}}})
+    variant("badaugment.npz", {**meta, "training": {**training, "augment": {"max_shift": -3}}})
     variant("farbatch.npz", {**meta, "training": {**training, "epoch": 0, "batch": 99}})
     (d / "trunc.npz").write_bytes(raw[:len(raw) // 2])
     (d / "trunc10.npz").write_bytes(raw[:10])
@@ -162,6 +163,12 @@ CASES = [
     ("resume-other-schedule", "--resume {ck2} --lr-schedule cosine", "already trained", True),
     ("resume-longer-cosine", "--resume {ck2cos} --epochs 4", "already trained", True),
     ("resume-other-headroom", "--resume {ck} --weight-headroom 0.25", "--weight-headroom", True),
+    ("augment-shift-negative", "--augment-shift -1", "--augment-shift", True),
+    ("augment-shift-too-large", "--augment-shift 8", "--augment-shift", True),
+    ("augment-shift-text", "--augment-shift two", "--augment-shift", True),
+    ("augment-shift-with-load", "--load {ck} --augment-shift 1", "--augment-shift", True),
+    ("resume-other-augment", "--resume {ck} --augment-shift 2", "--augment-shift", True),
+    ("resume-bad-augment", "--resume {badaugment} --epochs 2", "augmentation record", True),
     # hyper-parameters
     ("beta-high", "--beta 1.5", "--beta", True),
     ("beta-nan", "--beta nan", "--beta", True),
