@@ -304,6 +304,10 @@ def versus(results: list[dict], only: set[int] | None = None) -> dict:
     if not seeds:
         fail("--versus: the configurations have no trained seed in common")
     epoch = min(r["seeds"][s]["epochs"] for r in results for s in seeds)
+    if epoch == 0:
+        empty = [f"{r['name']} seed {s}" for r in results for s in seeds if not r["seeds"][s]["epochs"]]
+        fail(f"--versus: no finished epoch yet in {', '.join(empty)}; compare later, or name the "
+             "seeds that have one with --seeds")
     rows = []
     for r in results:
         eq = at_equal_epochs({s: r["seeds"][s] for s in seeds}, epoch)

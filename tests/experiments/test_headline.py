@@ -218,6 +218,11 @@ def test_versus_needs_a_seed_in_common(tmp_path):
     with pytest.raises(SystemExit) as exc:
         headline.versus([a, b])
     assert exc.value.code == 2
+    # a seed in common that has not finished an epoch: one line naming it, not a traceback
+    c = {"name": "c", "title": "c", "flags": [], "seeds": {1: _seed([], [], epochs=0)}}
+    with pytest.raises(SystemExit) as exc:
+        headline.versus([b, c])
+    assert exc.value.code == 2
     cfg = tmp_path / "a.json"
     cfg.write_text(json.dumps({"name": "a", "flags": ["--val-split", "10", "--epochs", "2"],
                                "seeds": [0, 1, 2]}))
