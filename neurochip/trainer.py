@@ -122,14 +122,21 @@ def train_step(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray,
 
 
 def evaluate(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, batch_size: int = 256,
-             tally: Tally | None = None, progress=None) -> tuple[float, float]:
-    """Free phase only; returns ``(error fraction, mean MSE loss)``."""
+             tally: Tally | None = None, progress=None,
+             confusion: np.ndarray | None = None) -> tuple[float, float]:
+    """Free phase only; returns ``(error fraction, mean MSE loss)``.
+
+    ``confusion``: if given, an int64 array of shape (classes, classes) to which each sample
+    adds 1 at [true label, predicted class] (the same pass: no second inference).
+    """
     wrong = 0
     loss = 0.0
     for start in range(0, len(labels), batch_size):
         sl = slice(start, start + batch_size)
         res = backend.run(x_fp[sl], labels[sl], train=False)
         wrong += int((res.predictions != labels[sl]).sum())
+        if confusion is not None:
+            np.add.at(confusion, (np.asarray(labels[sl], np.int64), np.asarray(res.predictions, np.int64)), 1)
         loss += mse_loss(net, res.s_free, labels[sl]) * len(res.predictions)
         if tally is not None:
             tally.counts += res.counts.sum(axis=0)
@@ -137,6 +144,14 @@ def evaluate(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, batch_
         if progress is not None:
             progress(len(res.predictions))
     return wrong / max(len(labels), 1), loss / max(len(labels), 1)
+
+
+def error_by_class(confusion: np.ndarray) -> np.ndarray:
+    """Error fraction per true class (rows of ``confusion``, see :func:`evaluate`): the share of
+    its samples predicted as another class; shape (classes,), float64; NaN for a class with none."""
+    totals = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, 1.0 - np.diag(confusion) / totals, np.nan)
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:

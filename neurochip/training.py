@@ -25,10 +25,20 @@ from .network import Network
 
 
 class Evaluation(NamedTuple):
-    """Free-phase result on a set of samples: error fraction and mean MSE loss."""
+    """Free-phase result on a set of samples.
+
+    error: error fraction; loss: mean MSE loss; confusion: int64 counts, shape (classes,
+    classes), row = true label, column = predicted class (its trace is the number right).
+    """
 
     error: float
     loss: float
+    confusion: np.ndarray
+
+    @property
+    def error_by_class(self) -> np.ndarray:
+        """Error fraction per true class, shape (classes,), float64; NaN for a class with no sample."""
+        return trainer.error_by_class(self.confusion)
 
 
 @dataclass
@@ -143,11 +153,12 @@ def evaluate(net: Network, data: Dataset, split: str = "test", *, backend="numba
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     be = _backend(net, backend, backend_options)
     try:
+        confusion = np.zeros((net.arch.num_classes, net.arch.num_classes), np.int64)
         err, loss = trainer.evaluate(be, net, data.quantised(x, net.widths.state_bits), y,
-                                     batch_size=batch_size, tally=tally)
+                                     batch_size=batch_size, tally=tally, confusion=confusion)
     finally:
         _release(be, isinstance(backend, str))
-    return Evaluation(err, loss)
+    return Evaluation(err, loss, confusion)
 
 
 def budget_report(net: Network, tally: trainer.Tally | None = None, data: Dataset | None = None,

@@ -285,10 +285,15 @@ def _run(argv, t0: float, opened: list) -> int:
         eval_net = best.net
         eval_backend = make_backend(eval_net)
 
+    import numpy as np
+    classes = eval_net.arch.num_classes
+    test_confusion = np.zeros((classes, classes), np.int64)   # [true label, predicted class]
+
     def final_evaluation():
         bar = outputs.progress_bar(n_test, "test", args.quiet)
         test_error, test_loss = trainer.evaluate(eval_backend, eval_net, x_test, ds.test_y, tally=tally,
-                                                 progress=(bar.update if bar else None))
+                                                 progress=(bar.update if bar else None),
+                                                 confusion=test_confusion)
         if bar is not None:
             bar.close()
         if args.load and not args.eval_train:     # nothing trained: no pass over the training set unless asked
@@ -341,7 +346,10 @@ def _run(argv, t0: float, opened: list) -> int:
         "val_split": plan.val_split, "val_samples": None if val_y is None else int(len(val_y)),
         "best": best.record, "evaluated": "best on validation" if eval_net is not net else "latest",
         "lr_schedule": plan.schedule.as_dict(), "weight_headroom": plan.headroom,
-        "augment": plan.augment.as_dict(), "weights_sha256_latest": net.weights_sha256()})
+        "augment": plan.augment.as_dict(), "weights_sha256_latest": net.weights_sha256(),
+        "test_confusion": test_confusion.tolist(),
+        "test_error_by_class": [None if math.isnan(e) else float(e)
+                                for e in trainer.error_by_class(test_confusion)]})
     seconds = time.perf_counter() - t0
     result["seconds"] = round(seconds, 3)
     outputs.print_summary(result, eval_net, tally, table, seconds)

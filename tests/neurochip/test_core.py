@@ -10,6 +10,7 @@ import pytest
 
 from neurochip import numerics as nx
 from neurochip.checkpoint import load_checkpoint, save_checkpoint
+from neurochip.data import load_digits
 from neurochip.core import K_EVENTS_FWD, K_SPIKES, CoreNet
 from neurochip.data import load_digits
 from neurochip.network import Architecture, Hyper, Network, get_preset
@@ -187,7 +188,16 @@ def test_cli_save_then_load(tmp_path):
     assert r.returncode == 0, r.stderr
     a, b = json.loads(out1.read_text()), json.loads(out2.read_text())
     assert a["weights_sha256"] == b["weights_sha256"]
-    assert a["test_error"] == b["test_error"]
+    assert a["test_error"] == b["test_error"] and a["test_confusion"] == b["test_confusion"]
+    # the confusion counts [true label][predicted class] of the 60 test images the error counts
+    confusion = np.array(b["test_confusion"])
+    assert confusion.shape == (10, 10) and confusion.sum() == 60
+    assert 60 - np.trace(confusion) == round(b["test_error"] * 60)
+    np.testing.assert_array_equal(confusion.sum(axis=1),
+                                  np.bincount(load_digits().test_y[:60], minlength=10))
+    for c, row in enumerate(confusion):
+        want = None if row.sum() == 0 else 1 - row[c] / row.sum()
+        assert b["test_error_by_class"][c] == (None if want is None else pytest.approx(want))
     # --load trained nothing: no pass over the training images unless --eval-train asks for one
     assert b["train_error"] is None and "not measured" in b["train_error_method"]
     assert "train error        -" in r.stdout

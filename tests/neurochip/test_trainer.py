@@ -118,9 +118,75 @@ def test_api_run_saved_and_continued_is_exact(tmp_path):
     assert [h["train_loss"] for h in rest.history] == [h["train_loss"] for h in full.history]
 
 
+def test_api_evaluate_confusion_matches_the_error_of_each_class_alone():
+    """nc.evaluate's confusion rows against an independent route: the error of each class's
+    test samples evaluated on their own."""
+    import neurochip as nc
+    data = nc.load_dataset("digits").subset(60, 40)
+    net = nc.Network.from_preset("digits", t1=6, t2=2, batch_size=10, seed=5)
+    nc.train(net, data, epochs=1)
+    ev = nc.evaluate(net, data)
+    assert ev.confusion.shape == (10, 10) and ev.confusion.dtype == np.int64
+    assert ev.confusion.sum() == 40 and np.trace(ev.confusion) == round((1 - ev.error) * 40)
+    for c in range(10):
+        mine = data.test_y == c
+        if not mine.any():
+            assert np.isnan(ev.error_by_class[c])
+            continue
+        alone = nc.Dataset.from_arrays(data.train_x, data.train_y, data.test_x[mine], data.test_y[mine],
+                                       pixel_max=data.pixel_max, num_classes=10)
+        assert ev.error_by_class[c] == pytest.approx(nc.evaluate(net, alone).error, abs=1e-12)
+        assert ev.confusion[c].sum() == mine.sum()
+
+
 def test_epoch_order_is_a_pure_function():
     a = trainer.epoch_order(7, 3, 500)
     assert np.array_equal(a, trainer.epoch_order(7, 3, 500))
     assert not np.array_equal(a, trainer.epoch_order(7, 4, 500)) and \
         not np.array_equal(a, trainer.epoch_order(8, 3, 500))
     assert np.array_equal(np.sort(a), np.arange(500))
+
+
+class _FixedPredictions:
+    """A backend whose free phase 'predicts' a fixed class per sample (by position), with the
+    real backend's other outputs: the confusion counts can be written down by hand."""
+
+    def __init__(self, real, predictions):
+        self.real, self.predictions, self.at = real, np.asarray(predictions, np.int64), 0
+
+    def run(self, x, labels, train=False):
+        res = self.real.run(x, labels, train=train)
+        res.predictions = self.predictions[self.at:self.at + len(labels)].copy()
+        self.at += len(labels)
+        return res
+
+
+def test_evaluate_confusion_counts_true_label_by_predicted_class():
+    net, _, _, xt, _ = _setup()
+    labels = np.array([0, 0, 1, 2, 2, 2, 9, 1], np.int64)
+    predicted = np.array([0, 3, 1, 2, 1, 2, 9, 0], np.int64)
+    confusion = np.zeros((10, 10), np.int64)
+    err, _ = trainer.evaluate(_FixedPredictions(make_backend(net), predicted), net, xt[:8], labels,
+                              batch_size=3, confusion=confusion)       # three batches: 3, 3, 2
+    want = np.zeros((10, 10), np.int64)
+    want[0, 0] = want[0, 3] = 1          # two zeros: one right, one called 3
+    want[1, 1] = want[1, 0] = 1          # two ones: one right, one called 0
+    want[2, 2], want[2, 1] = 2, 1        # three twos: two right, one called 1
+    want[9, 9] = 1
+    np.testing.assert_array_equal(confusion, want)
+    assert err == 3 / 8
+    by_class = trainer.error_by_class(confusion)
+    np.testing.assert_allclose(by_class[[0, 1, 2, 9]], [0.5, 0.5, 1 / 3, 0.0])
+    assert np.isnan(by_class[[3, 4, 5, 6, 7, 8]]).all()      # classes with no sample
+
+
+def test_evaluate_confusion_adds_to_what_is_there_and_leaves_the_figures():
+    net, _, _, xt, yt = _setup()
+    be = make_backend(net)
+    confusion = np.zeros((10, 10), np.int64)
+    first = trainer.evaluate(be, net, xt, yt, confusion=confusion)
+    assert first == trainer.evaluate(be, net, xt, yt)
+    assert confusion.sum() == len(yt) and np.trace(confusion) == round((1 - first[0]) * len(yt))
+    np.testing.assert_array_equal(confusion.sum(axis=1), np.bincount(yt, minlength=10))
+    trainer.evaluate(be, net, xt, yt, confusion=confusion)
+    assert confusion.sum() == 2 * len(yt)

@@ -32,7 +32,7 @@ N_BATCHES = 12
 SAME_KEYS = ("weights_sha256", "updates", "test_error", "test_loss", "train_error",
              "train_error_method", "saturations", "saturations_by_kind", "counts",
              "spikes_per_sample", "epochs", "train_samples", "test_samples", "hyper", "widths",
-             "arch", "seed", "dataset")
+             "arch", "seed", "dataset", "test_confusion", "test_error_by_class")
 
 
 # ------------------------------------------------------------------ helpers
