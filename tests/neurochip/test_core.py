@@ -10,7 +10,6 @@ import pytest
 
 from neurochip import numerics as nx
 from neurochip.checkpoint import load_checkpoint, save_checkpoint
-from neurochip.data import load_digits
 from neurochip.core import K_EVENTS_FWD, K_SPIKES, CoreNet
 from neurochip.data import load_digits
 from neurochip.network import Architecture, Hyper, Network, get_preset
