@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import learning
-from .augment import epoch_shifts, shift_images
 from .backend import Backend, NumbaBackend, backend_names, layer_traces, make_backend  # noqa: F401
 from .kinds import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, N_COUNTS, PHASES
 from .network import Network
@@ -170,22 +169,22 @@ def train_epoch(backend, net: Network, x_fp, labels, epoch: int, tally: Tally | 
     update with the batch's misclassified count (progress, partial sums,
     checkpoints); ``lr_factor`` scales every layer's learning rate in this
     epoch (a schedule's factor); ``augment`` (a :class:`neurochip.augment.Augment`,
-    optional) translates each training image by the epoch's shift of its sample
-    (so the train error on the fly is measured on the moved images).
+    optional) mirrors and translates each training image as the epoch's moves of its
+    sample say (so the train error on the fly is measured on the moved images).
     :func:`fit` runs whole trainings with callbacks.
     """
     bs = net.hyper.batch_size
     order = epoch_order(net.seed, epoch, len(labels))
-    shifts = None
+    moves = None
     if augment is not None and augment.active:
-        shifts = epoch_shifts(net.seed, epoch, len(labels), augment.max_shift)
+        moves = augment.epoch_moves(net.seed, epoch, len(labels))
     n_batches = len(labels) // bs
     wrong = 0
     loss = 0.0
     seen = 0
     for i in range(start_batch, n_batches):
         idx = order[i * bs:(i + 1) * bs]
-        xb = x_fp[idx] if shifts is None else shift_images(x_fp[idx], net.arch.input_shape, shifts[idx])
+        xb = x_fp[idx] if moves is None else augment.apply(x_fp[idx], net.arch.input_shape, moves, idx)
         step = train_step(backend, net, xb, labels[idx], tally, lr_factor)
         batch_wrong = int((step.predictions != labels[idx]).sum())
         wrong += batch_wrong
@@ -295,9 +294,9 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
     tally : optional :class:`Tally` accumulating the training counts.
     state : a :class:`TrainingState` to continue (resume); default: a new one.
     clock : seconds counter (default ``time.perf_counter``).
-    augment : optional :class:`neurochip.augment.Augment`: training images moved by
-        random whole-pixel shifts, a pure function of (seed, epoch) (validation and
-        test images never).
+    augment : optional :class:`neurochip.augment.Augment`: training images mirrored
+        and moved by random whole-pixel shifts, a pure function of (seed, epoch)
+        (validation and test images never).
 
     Each history record holds ``epoch`` (1-based), ``train_error_on_the_fly``,
     ``train_loss``, with ``validation``: ``val_error``, ``val_loss``, with ``test``:

@@ -109,8 +109,9 @@ def train(net: Network, data: Dataset, epochs: int = 1, *, backend="numba", call
     state, tally : continue an earlier run (``run.state``, ``run.tally``).
     lr_schedule : a :class:`neurochip.schedule.LRSchedule` (per-epoch factor on every
         layer's rate, recorded as ``lr_factor``); None: the rates as given.
-    augment : a :class:`neurochip.augment.Augment` (random whole-pixel shifts of the
-        training images, a pure function of seed and epoch); None: images as given.
+    augment : a :class:`neurochip.augment.Augment` (random left-right mirroring and
+        whole-pixel shifts of the training images, a pure function of seed and epoch);
+        None: images as given.
     """
     check_fits(net, data)
     if augment is not None:

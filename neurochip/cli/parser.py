@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--augment-shift", type=int, default=None, metavar="PIXELS",
                    help="move each training image by a random whole-pixel shift of up to PIXELS "
                         "on each axis, drawn per epoch from the seed (default 0: none)")
+    h.add_argument("--augment-flip", action="store_true", default=None,
+                   help="mirror each training image left-right with probability 1/2 (before any "
+                        "shift), drawn per epoch from the seed (default: never)")
     h.add_argument("--update-scale", choices=("quarter", "alpha"), default=None,
                    help="conv update uses the exact 1/4 of the average pool, or alpha")
     t = p.add_argument_group("run")

@@ -116,8 +116,9 @@ def check_plain_flags(args) -> None:
     check_int("--t1", args.t1, 1, MAX_STEPS)
     check_int("--t2", args.t2, 1, MAX_STEPS)
     check_int("--batch-size", args.batch_size, 1)
-    if args.load and args.augment_shift is not None:
-        raise UserError("--augment-shift moves training images; --load only evaluates")
+    for flag, value in (("--augment-shift", args.augment_shift), ("--augment-flip", args.augment_flip)):
+        if args.load and value is not None:
+            raise UserError(f"{flag} moves training images; --load only evaluates")
     if args.seed is not None:
         check_seed(args.seed)
     if args.threads is not None:
@@ -238,22 +239,25 @@ def recipe(args, training: dict | None, source: str | None, epochs: int | None =
 
 
 def augmentation(args, training: dict | None, source: str | None, arch):
-    """The :class:`~neurochip.augment.Augment` of ``--augment-shift``, or of the checkpoint
-    being resumed (a flag that disagrees with it is an error: the epochs already trained
-    saw its shifts)."""
+    """The :class:`~neurochip.augment.Augment` of ``--augment-shift`` and ``--augment-flip``,
+    or of the checkpoint being resumed (a flag that disagrees with it is an error: the
+    epochs already trained saw its moves)."""
     from ..augment import Augment
     image_hw = tuple(arch.input_shape[1:])
-    given = None if args.augment_shift is None else Augment(args.augment_shift).validate(image_hw)
+    shift, flip = args.augment_shift, args.augment_flip
     if source is None:
-        return given or Augment()
+        return Augment(shift or 0, bool(flip)).validate(image_hw)
     record = (training or {}).get("augment")
     try:
         stored = Augment.from_dict(record)
     except (UserError, AttributeError, TypeError, ValueError, KeyError):
         raise UserError(f"checkpoint {source} holds an invalid augmentation record {record!r}") from None
-    if args.resume and given is not None and given != stored:
-        raise UserError(f"--augment-shift {given.max_shift} conflicts with checkpoint {source}, "
+    if args.resume and shift is not None and Augment(shift).validate(image_hw).max_shift != stored.max_shift:
+        raise UserError(f"--augment-shift {shift} conflicts with checkpoint {source}, "
                         f"which was trained with --augment-shift {stored.max_shift}")
+    if args.resume and flip and not stored.flip:
+        raise UserError(f"--augment-flip conflicts with checkpoint {source}, which was trained "
+                        f"without mirroring")
     return stored
 
 

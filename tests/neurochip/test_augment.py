@@ -1,11 +1,11 @@
-"""Random whole-pixel shifts of the training images (neurochip/augment.py)."""
+"""Random mirroring and whole-pixel shifts of the training images (neurochip/augment.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import neurochip as nc
-from neurochip.augment import Augment, epoch_shifts, shift_images
+from neurochip.augment import Augment, epoch_flips, epoch_shifts, flip_images, shift_images
 from neurochip.errors import UserError
 
 
@@ -20,6 +20,63 @@ def _oracle_shift(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
                 if 0 <= sy < h and 0 <= sx < w:
                     out[ch, y, x] = img[ch, sy, sx]
     return out
+
+
+def _oracle_flip(img: np.ndarray) -> np.ndarray:
+    """Pixel by pixel, from the definition: out[c, y, x] = img[c, y, W - 1 - x]."""
+    c, h, w = img.shape
+    out = np.zeros_like(img)
+    for ch in range(c):
+        for y in range(h):
+            for x in range(w):
+                out[ch, y, x] = img[ch, y, w - 1 - x]
+    return out
+
+
+def _oracle_moved(img: np.ndarray, flip: bool, dy: int, dx: int) -> np.ndarray:
+    return _oracle_shift(_oracle_flip(img) if flip else img, dy, dx)
+
+
+@pytest.mark.parametrize("chw", [(1, 8, 8), (2, 5, 7), (3, 6, 1)])
+def test_flip_matches_the_pixel_definition(chw):
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 4096, size=(30, int(np.prod(chw))), dtype=np.int64)
+    flips = rng.integers(0, 2, 30) == 1
+    flips[:2] = [False, True]
+    got = flip_images(x, chw, flips)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    for b in range(len(x)):
+        want = _oracle_flip(x[b].reshape(chw)) if flips[b] else x[b].reshape(chw)
+        np.testing.assert_array_equal(got[b].reshape(chw), want)
+    np.testing.assert_array_equal(got[0], x[0])
+
+
+def test_flip_direction():
+    img = np.zeros((1, 3, 5), np.int64)
+    img[0, 1, 0] = 7                                 # left edge, middle row
+    out = flip_images(img.reshape(1, -1), (1, 3, 5), np.array([True])).reshape(3, 5)
+    assert out[1, 4] == 7 and out.sum() == 7         # now at the right edge, same row
+
+
+def test_epoch_flips_are_a_pure_function_of_seed_and_epoch():
+    a = epoch_flips(5, 3, 4000)
+    np.testing.assert_array_equal(a, epoch_flips(5, 3, 4000))
+    assert a.shape == (4000,) and a.dtype == bool
+    assert 1800 < a.sum() < 2200                     # about half (binomial sd 32)
+    assert not np.array_equal(a, epoch_flips(5, 4, 4000))
+    assert not np.array_equal(a, epoch_flips(6, 3, 4000))
+    np.testing.assert_array_equal(epoch_flips(5, 3, 10), a[:10])
+
+
+def test_mirroring_leaves_the_shifts_as_they_were():
+    """Each move has its own stream: turning --augment-flip on changes no shift."""
+    plain, both = Augment(2).epoch_moves(7, 1, 500), Augment(2, True).epoch_moves(7, 1, 500)
+    assert plain.flips is None and both.flips is not None
+    np.testing.assert_array_equal(plain.shifts, both.shifts)
+    np.testing.assert_array_equal(both.shifts, epoch_shifts(7, 1, 500, 2))
+    np.testing.assert_array_equal(both.flips, epoch_flips(7, 1, 500))
+    assert Augment(0, True).epoch_moves(7, 1, 500).shifts is None
+    assert Augment(0, True).active and Augment(1).active and not Augment(0, False).active
 
 
 @pytest.mark.parametrize("chw", [(1, 8, 8), (2, 5, 7), (3, 6, 4)])
@@ -64,6 +121,14 @@ def test_bad_shift_is_a_user_error(bad):
         Augment(8).validate((8, 8))
     assert Augment.from_dict(None) == Augment() and not Augment().active
     assert Augment.from_dict(Augment(3).as_dict()) == Augment(3)
+    assert Augment.from_dict(Augment(2, True).as_dict()) == Augment(2, True)
+    assert Augment.from_dict({"max_shift": 1}) == Augment(1, False)   # a record from before --augment-flip
+
+
+@pytest.mark.parametrize("bad", [1, "yes", None])
+def test_bad_flip_is_a_user_error(bad):
+    with pytest.raises(UserError, match="--augment-flip"):
+        Augment(0, bad).validate()
 
 
 def _digits_run(epochs_each, augment, seed=2):
@@ -82,18 +147,20 @@ def test_no_shift_trains_exactly_as_without_augmentation():
     assert a.weights_sha256() == b.weights_sha256()
 
 
-def test_a_continued_augmented_run_is_the_uninterrupted_one():
+@pytest.mark.parametrize("augment", [Augment(1), Augment(0, True), Augment(1, True)])
+def test_a_continued_augmented_run_is_the_uninterrupted_one(augment):
     whole = nc.Network.from_preset("digits", t1=6, t2=2, batch_size=10, seed=2)
-    nc.train(whole, nc.load_digits(), epochs=2, augment=Augment(1))
-    pieces, _ = _digits_run([1, 1], Augment(1))
+    nc.train(whole, nc.load_digits(), epochs=2, augment=augment)
+    pieces, _ = _digits_run([1, 1], augment)
     plain, _ = _digits_run([1, 1], None)
     assert pieces.weights_sha256() == whole.weights_sha256()
-    assert plain.weights_sha256() != whole.weights_sha256()        # the shifts did change the input
+    assert plain.weights_sha256() != whole.weights_sha256()        # the moves did change the input
 
 
-def test_training_images_are_shifted_validation_never(monkeypatch):
-    """What the backend receives: each training sample moved by its epoch shift, the
-    validation images as given."""
+@pytest.mark.parametrize("augment", [Augment(2), Augment(0, True), Augment(2, True)])
+def test_training_images_are_moved_validation_never(monkeypatch, augment):
+    """What the backend receives: each training sample mirrored and shifted as its epoch
+    moves say (checked against the pixel definitions), the validation images as given."""
     import neurochip.trainer as trainer
     net = nc.Network.from_preset("digits", t1=4, t2=2, batch_size=10, seed=1)
     data = nc.load_digits()
@@ -110,13 +177,16 @@ def test_training_images_are_shifted_validation_never(monkeypatch):
     monkeypatch.setattr(trainer, "evaluate",
                         lambda be, n, xv, yv, *a, **k: (evaluated.append(xv.copy()), real_eval(be, n, xv, yv))[1])
     trainer.fit(nc.make_backend(net), net, x[:100], data.train_y[:100], 1,
-                validation=(x[100:130], data.train_y[100:130]), augment=Augment(2))
+                validation=(x[100:130], data.train_y[100:130]), augment=augment)
     order = trainer.epoch_order(net.seed, 0, 100)
-    shifts = epoch_shifts(net.seed, 0, 100, 2)
+    rng = np.random.Generator(np.random.PCG64([net.seed, 0, 1]))       # the shift stream, by hand
+    shifts = rng.integers(-2, 3, size=(100, 2)) if augment.max_shift else np.zeros((100, 2), int)
+    flips = (np.random.Generator(np.random.PCG64([net.seed, 0, 2])).integers(0, 2, 100) == 1
+             if augment.flip else np.zeros(100, bool))
     for i, xb in enumerate(seen):
         idx = order[i * 10:(i + 1) * 10]
         for row, j in zip(xb, idx):
-            want = _oracle_shift(x[j].reshape(net.arch.input_shape), *map(int, shifts[j]))
+            want = _oracle_moved(x[j].reshape(net.arch.input_shape), bool(flips[j]), *map(int, shifts[j]))
             np.testing.assert_array_equal(row.reshape(net.arch.input_shape), want)
     assert len(seen) == 10 and any(not np.array_equal(s, x[order[i * 10:(i + 1) * 10]])
                                    for i, s in enumerate(seen))
@@ -138,5 +208,23 @@ def test_cli_records_the_shift_and_resumes_with_it(tmp_path, capsys):
                  "--json", str(tmp_path / "resumed.json")]) == 0
     capsys.readouterr()
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "resumed"))
-    assert a["augment"] == b["augment"] == {"max_shift": 1}
+    assert a["augment"] == b["augment"] == {"max_shift": 1, "flip": False}
     assert a["weights_sha256"] == b["weights_sha256"]
+
+
+def test_cli_records_the_mirroring_and_resumes_with_it(tmp_path, capsys):
+    import json
+
+    from neurochip.run import main
+    small = ["--t1", "6", "--t2", "2", "--batch-size", "10", "--train-samples", "200",
+             "--test-samples", "50", "--seed", "3", "--quiet"]
+    half = tmp_path / "half.npz"
+    assert main([*small, "--epochs", "2", "--augment-flip", "--json", str(tmp_path / "whole.json")]) == 0
+    assert main([*small, "--epochs", "2", "--json", str(tmp_path / "plain.json")]) == 0
+    assert main([*small, "--epochs", "1", "--augment-flip", "--save", str(half)]) == 0
+    assert main(["--resume", str(half), "--epochs", "2", "--augment-flip", "--quiet",
+                 "--json", str(tmp_path / "resumed.json")]) == 0
+    capsys.readouterr()
+    a, b, plain = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("whole", "resumed", "plain"))
+    assert a["augment"] == b["augment"] == {"max_shift": 0, "flip": True}
+    assert a["weights_sha256"] == b["weights_sha256"] != plain["weights_sha256"]

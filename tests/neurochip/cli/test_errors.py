@@ -102,6 +102,7 @@ def files(tmp_path_factory):
     variant("ck2cos.npz", {**meta, "training": {**two, "lr_schedule": {
         "kind": "cosine", "step_epochs": 1, "gamma": 0.5, "min_factor": 0.0}}})
     variant("badaugment.npz", {**meta, "training": {**training, "augment": {"max_shift": -3}}})
+    variant("badflip.npz", {**meta, "training": {**training, "augment": {"max_shift": 0, "flip": "yes"}}})
     variant("farbatch.npz", {**meta, "training": {**training, "epoch": 0, "batch": 99}})
     (d / "trunc.npz").write_bytes(raw[:len(raw) // 2])
     (d / "trunc10.npz").write_bytes(raw[:10])
@@ -169,6 +170,10 @@ CASES = [
     ("augment-shift-with-load", "--load {ck} --augment-shift 1", "--augment-shift", True),
     ("resume-other-augment", "--resume {ck} --augment-shift 2", "--augment-shift", True),
     ("resume-bad-augment", "--resume {badaugment} --epochs 2", "augmentation record", True),
+    ("augment-flip-value", "--augment-flip=yes", "--augment-flip", True),
+    ("augment-flip-with-load", "--load {ck} --augment-flip", "--augment-flip", True),
+    ("resume-other-flip", "--resume {ck} --augment-flip", "--augment-flip", True),
+    ("resume-bad-flip", "--resume {badflip} --epochs 2", "augmentation record", True),
     # hyper-parameters
     ("beta-high", "--beta 1.5", "--beta", True),
     ("beta-nan", "--beta nan", "--beta", True),
