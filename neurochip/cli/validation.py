@@ -245,14 +245,15 @@ def augmentation(args, training: dict | None, source: str | None, arch):
     from ..augment import Augment
     image_hw = tuple(arch.input_shape[1:])
     shift, flip = args.augment_shift, args.augment_flip
+    given = Augment(shift or 0, bool(flip)).validate(image_hw)      # a bad value: its own message
     if source is None:
-        return Augment(shift or 0, bool(flip)).validate(image_hw)
+        return given
     record = (training or {}).get("augment")
     try:
         stored = Augment.from_dict(record)
     except (UserError, AttributeError, TypeError, ValueError, KeyError):
         raise UserError(f"checkpoint {source} holds an invalid augmentation record {record!r}") from None
-    if args.resume and shift is not None and Augment(shift).validate(image_hw).max_shift != stored.max_shift:
+    if args.resume and shift is not None and given.max_shift != stored.max_shift:
         raise UserError(f"--augment-shift {shift} conflicts with checkpoint {source}, "
                         f"which was trained with --augment-shift {stored.max_shift}")
     if args.resume and flip and not stored.flip:
