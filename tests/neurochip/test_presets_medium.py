@@ -2,6 +2,8 @@
 headline checkpoints (experiments/state/, docs/models/) were trained with."""
 from __future__ import annotations
 
+import pytest
+
 from neurochip.network import PRESETS, SMALL_HYPER, Network
 
 
@@ -25,27 +27,28 @@ def test_medium_presets_build_and_keep_the_small_ones():
     assert PRESETS["mnist-small"].hyper == SMALL_HYPER
 
 
-def test_fmnist_wide_is_the_network_its_headline_runs_trained():
-    """fmnist-wide was chosen from runs started as ``--preset fmnist-medium --arch
-    1x28x28:c48k5-c96k3-f10 --lrs 0.2,0.15,0.08`` (experiments/configs/headline-fmnist-c48k5-*):
-    the preset must start the same integers and carry the same settings as those checkpoints."""
+@pytest.mark.parametrize("name, arch, state", [
+    ("fmnist-wide", "1x28x28:c48k5-c96k3-f10", "fmnist-c48k5-c96k3-drop0.1"),
+    ("fmnist-large", "1x28x28:c64k5-c128k3-f10", "fmnist-c64k5-c128k3-drop0.1")])
+def test_fmnist_wide_and_large_are_the_networks_their_headline_runs_trained(name, arch, state):
+    """fmnist-wide and fmnist-large were chosen from runs started as ``--preset fmnist-medium
+    --arch ARCH --lrs 0.2,0.15,0.08`` (experiments/configs/headline-fmnist-c48k5-*, -c64k5-*):
+    each preset must start the same integers and carry the same settings as those checkpoints."""
     import numpy as np
 
     from neurochip.checkpoint import load_checkpoint
     from tests.paths import ROOT
 
-    wide = PRESETS["fmnist-wide"]
-    assert (wide.arch, wide.dataset, wide.hyper) == ("1x28x28:c48k5-c96k3-f10", "fashion-mnist",
-                                                     SMALL_HYPER)
+    preset = PRESETS[name]
+    assert (preset.arch, preset.dataset, preset.hyper) == (arch, "fashion-mnist", SMALL_HYPER)
+    channels = [int(part[1:part.index("k")]) for part in arch.split(":")[1].split("-")[:2]]
     for seed in (0, 1, 2):
-        a = Network.from_preset("fmnist-wide", seed=seed)
-        b = Network.from_preset("fmnist-medium", arch="1x28x28:c48k5-c96k3-f10",
-                                lrs=(0.2, 0.15, 0.08), seed=seed)
-        assert [w.shape[0] for w in a.weights_q][:2] == [48, 96]
+        a = Network.from_preset(name, seed=seed)
+        b = Network.from_preset("fmnist-medium", arch=arch, lrs=(0.2, 0.15, 0.08), seed=seed)
+        assert [w.shape[0] for w in a.weights_q][:2] == channels
         assert (a.hyper, a.widths, a.weight_exp) == (b.hyper, b.widths, b.weight_exp)
         for x, y in zip(a.weights_q + a.biases_q, b.weights_q + b.biases_q):
             assert np.array_equal(x, y)
-        trained, _ = load_checkpoint(
-            str(ROOT / "experiments" / "state" / "fmnist-c48k5-c96k3-drop0.1" / f"seed{seed}.npz"))
+        trained, _ = load_checkpoint(str(ROOT / "experiments" / "state" / state / f"seed{seed}.npz"))
         assert (str(trained.arch), trained.hyper, trained.widths, trained.seed) == \
             (str(a.arch), a.hyper, a.widths, seed)
