@@ -539,7 +539,8 @@ PRESETS: dict[str, Preset] = {
         dataset="fashion-mnist", epochs=20,
         about="fmnist-wide at 64/128 channels (about 1.6-1.7x its time per sample), chosen on "
               "validation at headline length: 3 seeds, 26 epochs, best validation error "
-              "10.67 +- 0.10 % vs 10.71 +- 0.16 % (results.md §9.5); test error after 26 epochs "
+              "10.67 +- 0.10 % vs 10.71 +- 0.16 % (paired -0.03 +- 0.26: a tie within the seed "
+              "spread; results.md §9.5); test error after 26 epochs "
               "11.68 +- 0.24 % (fmnist-wide 11.58 +- 0.15 %); its 46-epoch runs are still to come"),
     "paper-mnist": Preset(
         PAPER_ARCH,
