@@ -1,0 +1,68 @@
+"""Where the exact PyTorch mirror spends a ``paper-mnist`` training minibatch (CPU or CUDA).
+
+One call of the device tool measured the mirror at 44 ms per training sample on an H200,
+no faster than the Numba core on two CPU cores (docs/results.md §9.8).  This script says
+why: it times one minibatch of the seed-0 network (the training order's first, the
+preset's batch of 125, T1 250 / T2 50) without a profiler, then profiles a second one with
+``torch.profiler`` and prints the operators by device time and the number of GPU kernels
+launched (per minibatch and per simulated step).
+
+Usage: ``python -m experiments.device.profile_mirror --device cuda --data-dir DIR/mnist``
+(``--samples`` changes the batch; ``--t1``/``--t2`` the steps).
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from reference.common import build_network, load_train, minibatches
+from reference.mirror import Mirror, resolve_device
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m experiments.device.profile_mirror",
+                                description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--data-dir", required=True, help="IDX folder of MNIST")
+    p.add_argument("--samples", type=int, default=125, help="batch size (default 125, the preset's)")
+    p.add_argument("--t1", type=int, default=None)
+    p.add_argument("--t2", type=int, default=None)
+    a = p.parse_args(argv)
+    args = argparse.Namespace(preset="paper-mnist", arch=None, bits=8, pool="avg", samples=a.samples,
+                              updates=2, seed=0, t1=a.t1, t2=a.t2, data_dir=a.data_dir)
+    dev = resolve_device(a.device)
+    net = build_network(args)
+    x_all, y_all = load_train(args, net)
+    b0, b1 = minibatches(net.seed, len(y_all), a.samples, 2)
+    mirror = Mirror(net, dev)
+    steps = net.hyper.t1 + 2 * net.hyper.t2
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    mirror.run(x_all[b0][:2], y_all[b0][:2], train=True)         # warm-up (allocations, kernels)
+    sync()
+    t0 = time.perf_counter()
+    mirror.run(x_all[b0], y_all[b0], train=True)
+    sync()
+    wall = time.perf_counter() - t0
+    print(f"paper-mnist mirror on {dev} (torch {torch.__version__}): one minibatch of {a.samples}, "
+          f"{steps} steps (T1 {net.hyper.t1}, 2 x T2 {net.hyper.t2}): {wall:.2f} s, "
+          f"{1e3 * wall / a.samples:.1f} ms per sample, {1e3 * wall / steps:.2f} ms per step")
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        mirror.run(x_all[b1], y_all[b1], train=True)
+        sync()
+    key = "device_time_total" if dev.type == "cuda" else "cpu_time_total"
+    avg = prof.key_averages()
+    print(avg.table(sort_by=key, row_limit=18, max_name_column_width=48))
+    if dev.type == "cuda":
+        kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
+        busy = sum(e.device_time for e in kernels) / 1e6       # us -> s
+        print(f"GPU kernels: {len(kernels)} per minibatch, {len(kernels) / steps:.0f} per step; "
+              f"kernel time {busy:.2f} s (profiled wall time includes the profiler's overhead)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
