@@ -3,9 +3,11 @@
 One call of the device tool measured the mirror at 44 ms per training sample on an H200,
 no faster than the Numba core on two CPU cores (docs/results.md §9.8).  This script says
 why: it times one minibatch of the seed-0 network (the training order's first, the
-preset's batch of 125, T1 250 / T2 50) without a profiler, then profiles a second one with
-``torch.profiler`` and prints the operators by device time and the number of GPU kernels
-launched (per minibatch and per simulated step).
+preset's batch of 125, T1 250 / T2 50) without a profiler, then profiles the second minibatch
+with ``torch.profiler`` on the same network at a few steps (``--profile-t1``/``--profile-t2``,
+default 10 / 2: the profiler's overhead made a whole minibatch outlast a 130 s call on the
+H200) and prints the operators by device time and the number of GPU kernels launched (per
+profiled minibatch and per simulated step, which the step count does not change).
 
 Usage: ``python -m experiments.device.profile_mirror --device cuda --data-dir DIR/mnist``
 (``--samples`` changes the batch; ``--t1``/``--t2`` the steps).
@@ -30,6 +32,8 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=125, help="batch size (default 125, the preset's)")
     p.add_argument("--t1", type=int, default=None)
     p.add_argument("--t2", type=int, default=None)
+    p.add_argument("--profile-t1", type=int, default=10, help="free-phase steps of the profiled pass")
+    p.add_argument("--profile-t2", type=int, default=2, help="nudged-phase steps of the profiled pass")
     a = p.parse_args(argv)
     args = argparse.Namespace(preset="paper-mnist", arch=None, bits=8, pool="avg", samples=a.samples,
                               updates=2, seed=0, t1=a.t1, t2=a.t2, data_dir=a.data_dir)
@@ -49,6 +53,11 @@ def main(argv=None) -> int:
     print(f"paper-mnist mirror on {dev} (torch {torch.__version__}): one minibatch of {a.samples}, "
           f"{steps} steps (T1 {net.hyper.t1}, 2 x T2 {net.hyper.t2}): {wall:.2f} s, "
           f"{1e3 * wall / a.samples:.1f} ms per sample, {1e3 * wall / steps:.2f} ms per step")
+    short = build_network(argparse.Namespace(**{**vars(args), "t1": a.profile_t1, "t2": a.profile_t2}))
+    mirror = Mirror(short, dev)
+    steps = short.hyper.t1 + 2 * short.hyper.t2
+    mirror.run(x_all[b1][:2], y_all[b1][:2], train=True)         # warm-up at these steps
+    sync()
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
     with profile(activities=acts) as prof:
         mirror.run(x_all[b1], y_all[b1], train=True)
@@ -59,7 +68,8 @@ def main(argv=None) -> int:
     if dev.type == "cuda":
         kernels = [e for e in prof.events() if e.device_type.name == "CUDA"]
         busy = sum(e.device_time for e in kernels) / 1e6       # us -> s
-        print(f"GPU kernels: {len(kernels)} per minibatch, {len(kernels) / steps:.0f} per step; "
+        print(f"GPU kernels: {len(kernels)} in the profiled minibatch ({steps} steps), "
+              f"{len(kernels) / steps:.0f} per step; "
               f"kernel time {busy:.2f} s (profiled wall time includes the profiler's overhead)")
     return 0
 
