@@ -2,8 +2,9 @@
 
 One call of the device tool measured the mirror at 44 ms per training sample on an H200,
 no faster than the Numba core on two CPU cores (docs/results.md §9.8).  This script says
-why: it times one minibatch of the seed-0 network (the training order's first, the
-preset's batch of 125, T1 250 / T2 50) without a profiler, then profiles the second minibatch
+why: it times the simulation of one minibatch of the seed-0 network (the three phases of the
+training order's first minibatch, the preset's batch of 125, T1 250 / T2 50; the update is not
+timed) without a profiler, then profiles the second minibatch
 with ``torch.profiler`` on the same network at a few steps (``--profile-t1``/``--profile-t2``,
 default 10 / 2: the profiler's overhead made a whole minibatch outlast a 130 s call on the
 H200) and prints the operators by device time and the number of GPU kernels launched (per
@@ -15,23 +16,26 @@ Usage: ``python -m experiments.device.profile_mirror --device cuda --data-dir DI
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from reference.common import build_network, load_train, minibatches
+from neurochip.errors import command
+from reference.common import Parser, build_network, load_train, minibatches
 from reference.mirror import Mirror, resolve_device
 
 
+@command
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m experiments.device.profile_mirror",
+    p = Parser(prog="python -m experiments.device.profile_mirror",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--device", default="cuda", help="torch device: cuda (default) or cpu")
     p.add_argument("--data-dir", required=True, help="IDX folder of MNIST")
     p.add_argument("--samples", type=int, default=125, help="batch size (default 125, the preset's)")
-    p.add_argument("--t1", type=int, default=None)
-    p.add_argument("--t2", type=int, default=None)
+    p.add_argument("--t1", type=int, default=None, help="free-phase steps (default: the preset's 250)")
+    p.add_argument("--t2", type=int, default=None, help="nudged-phase steps (default: the preset's 50)")
     p.add_argument("--profile-t1", type=int, default=10, help="free-phase steps of the profiled pass")
     p.add_argument("--profile-t2", type=int, default=2, help="nudged-phase steps of the profiled pass")
     a = p.parse_args(argv)
@@ -75,4 +79,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

@@ -22,3 +22,13 @@ def test_profile_mirror_times_and_profiles_a_minibatch(capsys):
     assert abs(per_step - 1e3 * wall / 4) <= 1e3 * 0.005 / 4 + 0.005
     # the profiler's table names the mirror's convolutions and matrix products
     assert "aten::conv2d" in out and "aten::mm" in out
+
+
+def test_profile_mirror_bad_input_is_one_line_and_exit_2(capsys, tmp_path):
+    assert profile_mirror.main(["--device", "cpu", "--data-dir", str(SHARED / "mnist"),
+                                "--samples", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--samples must be a positive integer" in err
+    assert profile_mirror.main(["--device", "cpu", "--data-dir", str(tmp_path / "none")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: mnist: missing")
