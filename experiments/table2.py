@@ -6,6 +6,10 @@ beside ours (mean ± std over 3 seeds, ddof 1, and every seed):
 * the FC rows from ``python -m experiments.protocol experiments/configs/table2-1fc.json`` and
   ``table2-3fc.json`` (``--protocol``, repeated: their JSON; each arm's rate chosen on the
   validation split);
+* the same FC rows at length (``--fc-headline``, repeated: the JSON of ``python -m
+  experiments.headline experiments/configs/headline-table2-1fc-e30.json --report``, and 3FC's):
+  the rates their sweeps chose, a longer schedule, the row taken at the last epoch every seed
+  has finished (marked partial before the planned total), printed under the short row;
 * the 2C1FC row from the ``mnist-medium`` headline runs (``--headline``: the JSON of
   ``python -m experiments.headline ... --report``), whose architecture is Ernoult's P-conv
   and whose rate was chosen by the pilots (``--pilots``: the pilots' JSON, for the rates tried);
@@ -23,6 +27,7 @@ import argparse
 import json
 import sys
 
+from .common import fail
 from .headline import at_equal_epochs
 from .protocol import mean_std
 
@@ -33,6 +38,14 @@ PUBLISHED = {
     "2C1FC (P-conv) 784-c32k5-c64k5-10": [("Ernoult et al. [9]", 1.02, 0.54)],
     "2C2FC (the paper) c128k3-c256k3-512-10": [("Lin, Bal, Sengupta 2024 (float32, 250 epochs)", 0.97, None)],
 }
+
+
+#: Table II's FC rows by the ``--arch`` their runs were given
+FC_ROWS = {"1x28x28:f500-f10": "1FC 784-500-10", "1x28x28:f500-f500-f10": "3FC 784-500-500-10"}
+
+
+def _flag(flags: list[str], flag: str, default: str | None = None) -> str | None:
+    return flags[flags.index(flag) + 1] if flag in flags else default
 
 
 def _seeds_cell(tests: list[float]) -> tuple[str, str]:
@@ -46,16 +59,20 @@ def _seeds_cell(tests: list[float]) -> tuple[str, str]:
 def recipe_of(flags: list[str]) -> str:
     """The headline run's rates and schedule in words (rates: the preset's, chosen by pilots)."""
     from neurochip.network import get_preset
-    value = lambda flag, default: flags[flags.index(flag) + 1] if flag in flags else default  # noqa: E731
-    lrs = ",".join(f"{v:g}" for v in get_preset(value("--preset", "mnist-medium")).hyper.lrs)
-    text = f"x1 = {lrs} (pilots)"
-    kind = value("--lr-schedule", "constant")
+    lrs = ",".join(f"{v:g}" for v in get_preset(_flag(flags, "--preset", "mnist-medium")).hyper.lrs)
+    return f"x1 = {lrs} (pilots)" + schedule_of(flags)
+
+
+def schedule_of(flags: list[str]) -> str:
+    """A run's rate schedule in words, after its rates ("" for a constant rate); the step
+    drop's factor was chosen by the headline pilots (docs/results.md §9.3)."""
+    kind = _flag(flags, "--lr-schedule", "constant")
     if kind == "step":
-        text += (f", x{value('--lr-gamma', '0.5')} per {value('--lr-step-epochs', '1')} epochs "
-                 "(pilots)")
-    elif kind == "cosine":
-        text += f", cosine to x{value('--lr-min-factor', '0')}"
-    return text
+        return (f", x{_flag(flags, '--lr-gamma', '0.5')} per {_flag(flags, '--lr-step-epochs', '1')} "
+                "epochs (pilots)")
+    if kind == "cosine":
+        return f", cosine to x{_flag(flags, '--lr-min-factor', '0')}"
+    return ""
 
 
 def equal_epochs(report: dict) -> dict:
@@ -79,16 +96,33 @@ def headline_cells(headline: dict) -> tuple[str, str, str, str]:
     return epochs, cell, per, tr
 
 
+def fc_row(report: dict) -> tuple[str, str]:
+    """(Table II row, Markdown line) of an FC row's run at length (a headline report)."""
+    flags = report["flags"]
+    row = FC_ROWS.get(_flag(flags, "--arch"))
+    if row is None:
+        raise ValueError(f"{report['name']}: --arch {_flag(flags, '--arch')!r} is not a Table II FC row "
+                         f"({', '.join(FC_ROWS)})")
+    epochs, cell, per, tr = headline_cells(report)
+    rates = f"`{report['name']}`: {_flag(flags, '--lrs')} (the row's sweep){schedule_of(flags)}"
+    return row, f"| {row} | {_published(row)} | {rates} | {epochs} | {cell} | {per} | {tr} |"
+
+
+def _published(row: str) -> str:
+    return "; ".join(f"{src}: {t:.2f} / {'-' if tr is None else f'{tr:.2f}'}"
+                     for src, t, tr in PUBLISHED[row])
+
+
 def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
-         paper: dict | None = None) -> list[str]:
+         paper: dict | None = None, fc_reports: list[dict] = ()) -> list[str]:
     out = ["| row | published (test / train error %) | ours, 8-bit: rate (chosen on validation) | "
            "epochs | test error % (mean ± std) | per seed (0 / 1 / 2) | train error % on the fly, "
            "best epoch (mean) |", "|---|---|---|---|---|---|---|"]
 
-    def pub(row):
-        return "; ".join(f"{src}: {t:.2f} / {'-' if tr is None else f'{tr:.2f}'}"
-                         for src, t, tr in PUBLISHED[row])
-
+    at_length = {}
+    for report in fc_reports:
+        row, line = fc_row(report)
+        at_length.setdefault(row, []).append(line)
     for protocol, arm, a in ((p, arm, a) for p in protocols for arm, a in p["arms"].items()):
         row = arm if arm in PUBLISHED else None
         if row is None or a.get("chosen_factor") is None:
@@ -102,11 +136,14 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
         train = [r["train_error"] for r in runs]
         tr = "-" if not train else f"{100 * sum(train) / len(train):.2f}"
         part = "" if len(runs) == 3 else f" (partial: {len(runs)} of 3 seeds)"
-        out.append(f"| {row} | {pub(row)} | x{f:g} = {rates} | {n_ep} | {cell}{part} | {per or '-'} | {tr} |")
+        out.append(f"| {row} | {_published(row)} | x{f:g} = {rates} | {n_ep} | {cell}{part} | {per or '-'} | {tr} |")
+        out.extend(at_length.pop(row, []))
+    for lines in at_length.values():      # a row at length without its short row
+        out.extend(lines)
     row = "2C1FC (P-conv) 784-c32k5-c64k5-10"
     if headline:
         epochs, cell, per, tr = headline_cells(headline)
-        out.append(f"| {row} | {pub(row)} | `{headline['name']}`: {recipe_of(headline['flags'])} | "
+        out.append(f"| {row} | {_published(row)} | `{headline['name']}`: {recipe_of(headline['flags'])} | "
                    f"{epochs} | {cell} | {per} | {tr} |")
     row = "2C2FC (the paper) c128k3-c256k3-512-10"
     from neurochip.network import get_preset
@@ -121,10 +158,10 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
         lrs = ",".join(f"{v:g}" for v in preset.hyper.lrs)
         epochs, cell, per, tr = headline_cells(paper)
         note = f"`{paper['name']}`: the paper's rates {lrs}, constant (not tuned here)"
-        out.append(f"| {row} | {pub(row)} | {note}{'; ' + cost if cost else ''} | {epochs} | {cell} "
+        out.append(f"| {row} | {_published(row)} | {note}{'; ' + cost if cost else ''} | {epochs} | {cell} "
                    f"| {per} | {tr} |")
     else:
-        out.append(f"| {row} | {pub(row)} | not trained here{': ' + cost if cost else ''} "
+        out.append(f"| {row} | {_published(row)} | not trained here{': ' + cost if cost else ''} "
                    "| - | - | - | - |")
     return out
 
@@ -134,6 +171,9 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", required=True, action="append",
                    help="JSON of experiments.protocol (experiments/configs/table2-*.json); repeatable")
+    p.add_argument("--fc-headline", default=[], action="append",
+                   help="JSON of experiments.headline --report of an FC row at length "
+                        "(experiments/configs/headline-table2-*.json); repeatable")
     p.add_argument("--headline", default=None, help="JSON of experiments.headline --report (mnist-medium)")
     p.add_argument("--paper-headline", default=None,
                    help="JSON of experiments.headline --report (paper-mnist), however far it got")
@@ -151,7 +191,15 @@ def main(argv=None) -> int:
     if a.paper_headline:
         with open(a.paper_headline) as fh:
             paper = json.load(fh)
-    print("\n".join(rows(protocols, headline, a.paper_ms, paper)))
+    fc_reports = []
+    for path in a.fc_headline:
+        with open(path) as fh:
+            fc_reports.append(json.load(fh))
+    try:
+        lines = rows(protocols, headline, a.paper_ms, paper, fc_reports)
+    except ValueError as e:
+        fail(str(e))
+    print("\n".join(lines))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from experiments import table2
 
@@ -66,3 +67,45 @@ def test_the_paper_row_from_a_partial_run(tmp_path, capsys):
     assert "1.0 h per 60,000-image epoch, 10 days for the 248 epochs left" in cells[2]
     assert cells[3] == "2 of 250 (partial)" and cells[4] == "-"
     assert cells[5] == "3.12 (seed 0 only)" and cells[6] == "4.00"
+
+
+def _fc_report(name, arch, tests, epochs_done, total=30):
+    """An FC row's run at length as ``--report`` writes it (every seed at ``epochs_done``)."""
+    from experiments.headline import at_equal_epochs
+    seeds = {str(s): {"epochs": epochs_done, "history": [
+        {"val_error": 0.03 - 0.001 * e, "test_error": t + 0.001 * (epochs_done - 1 - e),
+         "train_error_on_the_fly": 0.02} for e in range(epochs_done)]}
+        for s, t in enumerate(tests)}
+    return {"name": name, "total_epochs": total, "seeds": seeds, "equal_epochs": at_equal_epochs(seeds),
+            "flags": ["--preset", "mnist-small", "--arch", arch, "--lrs", "0.4,0.16",
+                      "--lr-schedule", "step", "--lr-step-epochs", "20", "--lr-gamma", "0.1"]}
+
+
+def test_an_fc_row_at_length_sits_under_its_short_row(tmp_path, capsys):
+    """The FC runs at length: the last epoch every seed has finished (its best-on-validation
+    weights: here the last epoch, validation falling), mean ± std and each seed, under the
+    sweep's short row; partial before the planned total."""
+    p, fc = tmp_path / "p.json", tmp_path / "fc.json"
+    p.write_text(json.dumps(_protocol([0.031, 0.029, 0.034])))
+    fc.write_text(json.dumps(_fc_report("table2-1fc-e30", "1x28x28:f500-f10", [0.021, 0.019, 0.020], 12)))
+    assert table2.main(["--protocol", str(p), "--fc-headline", str(fc)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    i = next(k for k, line in enumerate(out) if line.startswith("| 1FC"))
+    short, long_ = out[i], out[i + 1]
+    assert "| 2 |" in short and long_.startswith("| 1FC 784-500-10 | O'Connor et al. [8]: 2.37 / 0.15")
+    cells = [c.strip() for c in long_.split("|")[1:-1]]
+    assert cells[2] == "`table2-1fc-e30`: 0.4,0.16 (the row's sweep), x0.1 per 20 epochs (pilots)"
+    assert cells[3] == "12 of 30 (partial)"
+    assert cells[4] == f"**{100 * np.mean([0.021, 0.019, 0.020]):.2f} ± {100 * np.std([0.021, 0.019, 0.020], ddof=1):.2f}**"
+    assert cells[5] == "2.10 / 1.90 / 2.00" and cells[6] == "2.00"
+
+
+def test_an_fc_report_of_another_network_is_refused(tmp_path, capsys):
+    p, fc = tmp_path / "p.json", tmp_path / "fc.json"
+    p.write_text(json.dumps(_protocol([0.031, 0.029, 0.034])))
+    fc.write_text(json.dumps(_fc_report("x", "1x28x28:f100-f10", [0.02] * 3, 3)))
+    with pytest.raises(SystemExit) as e:
+        table2.main(["--protocol", str(p), "--fc-headline", str(fc)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "f100-f10" in err[0] and "not a Table II FC row" in err[0]
