@@ -52,6 +52,11 @@ def read_config(path: str, data_root: str | None, required: tuple[str, ...]) -> 
     return cfg
 
 
+def flag_value(flags: list[str], flag: str, default: str | None = None) -> str | None:
+    """The value after ``flag`` in a ``neurochip.run`` argument list, or ``default`` without it."""
+    return flags[flags.index(flag) + 1] if flag in flags else default
+
+
 def fail(message: str) -> None:
     """Bad input: one line ``error: MESSAGE`` on stderr and exit code 2."""
     print(f"error: {message}", file=sys.stderr)

@@ -56,7 +56,7 @@ import subprocess
 import sys
 import time
 
-from .common import fail, machine, read_config, write_report
+from .common import fail, flag_value, machine, read_config, write_report
 from .protocol import mean_std
 
 DEFAULT_STATE = os.path.join("experiments", "state")
@@ -76,7 +76,7 @@ def load_config(path: str, data_root: str | None) -> dict:
     if not isinstance(cfg.get("continues", ""), str) or cfg.get("continues") == cfg["name"]:
         fail(f"{path}: 'continues' must name another configuration")
     cfg.setdefault("title", cfg["name"])
-    cfg["total_epochs"] = int(flags[flags.index("--epochs") + 1])
+    cfg["total_epochs"] = int(flag_value(flags, "--epochs"))
     cfg["lineage"] = ancestry(cfg, os.path.dirname(os.path.abspath(path)))
     return cfg
 
@@ -451,10 +451,9 @@ def publish(cfg: dict, state: str, folder: str, log) -> dict:
     model = os.path.join(folder, cfg["name"] + ".npz")
     shutil.copyfile(checkpoint_path(state, cfg, seed), model)
     flags = cfg["flags"]
-    dataset = flags[flags.index("--dataset") + 1] if "--dataset" in flags else \
-        training_of(model)["dataset"]
-    data_dir = flags[flags.index("--data-dir") + 1] if "--data-dir" in flags else None
-    n_test = int(flags[flags.index("--test-samples") + 1]) if "--test-samples" in flags else None
+    dataset = flag_value(flags, "--dataset") or training_of(model)["dataset"]
+    data_dir = flag_value(flags, "--data-dir")
+    n_test = int(flag_value(flags, "--test-samples")) if "--test-samples" in flags else None
     full = load_eval(model, dataset, data_dir, n_test)       # the run's own test set
     n_check = min(CHECK_SAMPLES, full["test_samples"])
     part = load_eval(model, dataset, data_dir, n_check)

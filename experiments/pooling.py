@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-from .common import base_args, data_dir, machine, run_cli, write_json
+from .common import base_args, data_dir, flag_value, machine, run_cli, write_json
 
 
 def route_magnitudes(net, x_fp: np.ndarray, labels: np.ndarray) -> dict:
@@ -123,8 +123,7 @@ def protocol_routes(a) -> int:
         net, _ = load_checkpoint(os.path.join(cache, run_key(run["argv"]) + ".npz"), which="best")
         if ds is None:
             argv = run["argv"]
-            data_dir = argv[argv.index("--data-dir") + 1] if "--data-dir" in argv else None
-            ds = load_dataset(argv[argv.index("--dataset") + 1], data_dir)
+            ds = load_dataset(flag_value(argv, "--dataset"), flag_value(argv, "--data-dir"))
         n = a.diag_samples
         x = ds.quantised(ds.test_x[:n], net.widths.state_bits)
         diag[arm] = route_magnitudes(net, x, ds.test_y[:n])

@@ -43,7 +43,7 @@ import os
 import sys
 import time
 
-from .common import driver_setup, fail, machine, read_config
+from .common import driver_setup, fail, flag_value, machine, read_config
 
 DEFAULT_FACTORS = (1.0, 0.5, 0.25, 0.125, 0.0625)
 STAGES = ("sweep", "full")
@@ -73,12 +73,12 @@ def base_lrs(cfg: dict, arm: str) -> list[float]:
         return [float(v) for v in cfg["base_lrs"][arm]]
     flags = cfg["common"] + cfg["arms"][arm]
     if "--lrs" in flags:
-        return [float(v) for v in flags[flags.index("--lrs") + 1].replace(",", " ").split()]
+        return [float(v) for v in flag_value(flags, "--lrs").replace(",", " ").split()]
     from neurochip.network import Architecture, get_preset
-    preset = get_preset(flags[flags.index("--preset") + 1] if "--preset" in flags else "digits")
+    preset = get_preset(flag_value(flags, "--preset", "digits"))
     lrs = list(preset.hyper.lrs)
     if "--arch" in flags:     # a custom architecture: the CLI's rule (hidden rate, readout rate)
-        n = Architecture.parse(flags[flags.index("--arch") + 1]).n_layers
+        n = Architecture.parse(flag_value(flags, "--arch")).n_layers
         if len(lrs) != n:
             lrs = [lrs[0]] * (n - 1) + [lrs[-1]]
     return lrs

@@ -27,7 +27,7 @@ import argparse
 import json
 import sys
 
-from .common import fail
+from .common import fail, flag_value
 from .headline import at_equal_epochs
 from .protocol import mean_std
 
@@ -44,10 +44,6 @@ PUBLISHED = {
 FC_ROWS = {"1x28x28:f500-f10": "1FC 784-500-10", "1x28x28:f500-f500-f10": "3FC 784-500-500-10"}
 
 
-def _flag(flags: list[str], flag: str, default: str | None = None) -> str | None:
-    return flags[flags.index(flag) + 1] if flag in flags else default
-
-
 def _seeds_cell(tests: list[float]) -> tuple[str, str]:
     per = " / ".join(f"{100 * t:.2f}" for t in tests)
     if len(tests) >= 2:
@@ -59,19 +55,19 @@ def _seeds_cell(tests: list[float]) -> tuple[str, str]:
 def recipe_of(flags: list[str]) -> str:
     """The headline run's rates and schedule in words (rates: the preset's, chosen by pilots)."""
     from neurochip.network import get_preset
-    lrs = ",".join(f"{v:g}" for v in get_preset(_flag(flags, "--preset", "mnist-medium")).hyper.lrs)
+    lrs = ",".join(f"{v:g}" for v in get_preset(flag_value(flags, "--preset", "mnist-medium")).hyper.lrs)
     return f"x1 = {lrs} (pilots)" + schedule_of(flags)
 
 
 def schedule_of(flags: list[str]) -> str:
     """A run's rate schedule in words, after its rates ("" for a constant rate); the step
     drop's factor was chosen by the headline pilots (docs/results.md §9.3)."""
-    kind = _flag(flags, "--lr-schedule", "constant")
+    kind = flag_value(flags, "--lr-schedule", "constant")
     if kind == "step":
-        return (f", x{_flag(flags, '--lr-gamma', '0.5')} per {_flag(flags, '--lr-step-epochs', '1')} "
+        return (f", x{flag_value(flags, '--lr-gamma', '0.5')} per {flag_value(flags, '--lr-step-epochs', '1')} "
                 "epochs (pilots)")
     if kind == "cosine":
-        return f", cosine to x{_flag(flags, '--lr-min-factor', '0')}"
+        return f", cosine to x{flag_value(flags, '--lr-min-factor', '0')}"
     return ""
 
 
@@ -99,12 +95,12 @@ def headline_cells(headline: dict) -> tuple[str, str, str, str]:
 def fc_row(report: dict) -> tuple[str, str]:
     """(Table II row, Markdown line) of an FC row's run at length (a headline report)."""
     flags = report["flags"]
-    row = FC_ROWS.get(_flag(flags, "--arch"))
+    row = FC_ROWS.get(flag_value(flags, "--arch"))
     if row is None:
-        raise ValueError(f"{report['name']}: --arch {_flag(flags, '--arch')!r} is not a Table II FC row "
+        raise ValueError(f"{report['name']}: --arch {flag_value(flags, '--arch')!r} is not a Table II FC row "
                          f"({', '.join(FC_ROWS)})")
     epochs, cell, per, tr = headline_cells(report)
-    rates = f"`{report['name']}`: {_flag(flags, '--lrs')} (the row's sweep){schedule_of(flags)}"
+    rates = f"`{report['name']}`: {flag_value(flags, '--lrs')} (the row's sweep){schedule_of(flags)}"
     return row, f"| {row} | {_published(row)} | {rates} | {epochs} | {cell} | {per} | {tr} |"
 
 
@@ -127,8 +123,7 @@ def rows(protocols: list[dict], headline: dict | None, paper_ms: float | None,
         row = arm if arm in PUBLISHED else None
         if row is None or a.get("chosen_factor") is None:
             continue
-        epochs = protocol["config"]["full"]["flags"]
-        n_ep = epochs[epochs.index("--epochs") + 1]
+        n_ep = flag_value(protocol["config"]["full"]["flags"], "--epochs")
         f = a["chosen_factor"]
         rates = ",".join(f"{v * f:.10g}" for v in a["base_lrs"])
         runs = [a["full"][s] for s in ("0", "1", "2") if s in a["full"]]
