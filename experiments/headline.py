@@ -482,6 +482,21 @@ def publish(cfg: dict, state: str, folder: str, log) -> dict:
     return entry
 
 
+def next_utc(hhmm: str, now: dt.datetime) -> float:
+    """The next moment after ``now`` (aware, UTC) whose clock reads ``hhmm`` (UTC), as a POSIX time.
+
+    A time already past today means tomorrow's: a session that crosses midnight stops at
+    ``--stop-at 00:40`` after midnight, not at once.  Bad text fails with one line (exit 2).
+    """
+    parts = hhmm.split(":")
+    if len(parts) != 2 or not all(x.isdigit() for x in parts) or int(parts[0]) > 23 or int(parts[1]) > 59:
+        fail(f"--stop-at {hhmm!r}: expected HH:MM (UTC), e.g. 00:40")
+    at = now.replace(hour=int(parts[0]), minute=int(parts[1]), second=0, microsecond=0)
+    if at <= now:
+        at += dt.timedelta(days=1)
+    return at.timestamp()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m experiments.headline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -489,7 +504,7 @@ def main(argv=None) -> int:
     p.add_argument("--state", default=DEFAULT_STATE, help=f"checkpoint folder (default {DEFAULT_STATE})")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ and fashion-mnist/")
     p.add_argument("--until-epoch", type=int, default=None, help="stop when every run has this many epochs")
-    p.add_argument("--stop-at", default=None, help="HH:MM (UTC, today): stop the running piece then "
+    p.add_argument("--stop-at", default=None, help="HH:MM (UTC; the next such time, so after midnight if already past): stop the running piece then "
                                                    "(saved, resumable)")
     p.add_argument("--seeds", default=None, metavar="S,S",
                    help="train only these seeds of each configuration now (a pilot on one seed "
@@ -540,9 +555,7 @@ def main(argv=None) -> int:
         return 0
     stop_at = None
     if a.stop_at:
-        hh, mm = (int(x) for x in a.stop_at.split(":"))
-        now = dt.datetime.now(dt.timezone.utc)
-        stop_at = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+        stop_at = next_utc(a.stop_at, dt.datetime.now(dt.timezone.utc))
     runs = [(cfg, seed, cfg["total_epochs"] if a.until_epoch is None else min(cfg["total_epochs"], a.until_epoch))
             for cfg in cfgs for seed in cfg["seeds"] if only is None or seed in only]
     stopped = "stopped (stop time or signal); resumable: run the same command again"

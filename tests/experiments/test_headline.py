@@ -229,3 +229,23 @@ def test_versus_needs_a_seed_in_common(tmp_path):
     with pytest.raises(SystemExit) as exc:
         headline.main([str(cfg), "--versus", str(tmp_path / "out")])
     assert exc.value.code == 2
+
+
+def test_stop_at_is_the_next_such_time_even_across_midnight():
+    import datetime as dt
+    utc = dt.timezone.utc
+    evening = dt.datetime(2026, 12, 4, 22, 7, 53, tzinfo=utc)
+    assert headline.next_utc("23:30", evening) == dt.datetime(2026, 12, 4, 23, 30, tzinfo=utc).timestamp()
+    # already past today: tomorrow's, not "stop at once"
+    assert headline.next_utc("00:40", evening) == dt.datetime(2026, 12, 5, 0, 40, tzinfo=utc).timestamp()
+    assert headline.next_utc("22:07", evening) == dt.datetime(2026, 12, 5, 22, 7, tzinfo=utc).timestamp()
+
+
+@pytest.mark.parametrize("bad", ["24:00", "7", "12:60", "ab:cd", "1:2:3", "-1:30", ""])
+def test_stop_at_bad_text_is_one_line_exit_2(bad, capsys):
+    import datetime as dt
+    with pytest.raises(SystemExit) as e:
+        headline.next_utc(bad, dt.datetime(2026, 12, 4, 22, 0, tzinfo=dt.timezone.utc))
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--stop-at" in err and len(err.splitlines()) == 1
