@@ -390,6 +390,14 @@ def markdown(res: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def figure_title(res: dict) -> str:
+    """The curves' title: the configuration, its weight bits (from its flags), seeds and plan."""
+    from neurochip.network import Widths
+    bits = flag_value(res["flags"], "--bits", str(Widths().weight_bits))
+    return (f"{res['name']}: {bits}-bit weights, {len(res['seeds'])} seeds "
+            f"(planned {res['total_epochs']} epochs)")
+
+
 def figure(res: dict, path: str) -> None:
     import io
     import matplotlib
@@ -408,7 +416,7 @@ def figure(res: dict, path: str) -> None:
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
-    ax.set_title(f"{res['name']}: 8-bit, {len(res['seeds'])} seeds (planned {res['total_epochs']} epochs)",
+    ax.set_title(figure_title(res),
                  fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()

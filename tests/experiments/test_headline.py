@@ -249,3 +249,11 @@ def test_stop_at_bad_text_is_one_line_exit_2(bad, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "--stop-at" in err and len(err.splitlines()) == 1
+
+
+def test_figure_title_names_the_runs_weight_bits():
+    res = {"name": "x", "seeds": {0: {}, 1: {}, 2: {}}, "total_epochs": 26}
+    assert headline.figure_title({**res, "flags": ["--bits", "16", "--epochs", "26"]}) == \
+        "x: 16-bit weights, 3 seeds (planned 26 epochs)"
+    # without --bits: the CLI's default width
+    assert headline.figure_title({**res, "flags": ["--epochs", "26"]}).startswith("x: 8-bit weights,")
