@@ -512,8 +512,9 @@ def main(argv=None) -> int:
     p.add_argument("--state", default=DEFAULT_STATE, help=f"checkpoint folder (default {DEFAULT_STATE})")
     p.add_argument("--data-root", default=None, help="folder holding mnist/ and fashion-mnist/")
     p.add_argument("--until-epoch", type=int, default=None, help="stop when every run has this many epochs")
-    p.add_argument("--stop-at", default=None, help="HH:MM (UTC; the next such time, so after midnight if already past): stop the running piece then "
-                                                   "(saved, resumable)")
+    p.add_argument("--stop-at", default=None,
+                   help="HH:MM (UTC; the next such time, after midnight if already past today): "
+                        "stop the running piece then (saved, resumable)")
     p.add_argument("--seeds", default=None, metavar="S,S",
                    help="train only these seeds of each configuration now (a pilot on one seed "
                         "before the others), or compare only these (--versus); default: all")
