@@ -62,12 +62,14 @@ def recipe_of(flags: list[str]) -> str:
 def schedule_of(flags: list[str]) -> str:
     """A run's rate schedule in words, after its rates ("" for a constant rate); the step
     drop's factor was chosen by the headline pilots (docs/results.md §9.3)."""
-    kind = flag_value(flags, "--lr-schedule", "constant")
+    from neurochip.schedule import LRSchedule
+    default = LRSchedule()       # the CLI's schedule without the flag
+    kind = flag_value(flags, "--lr-schedule", default.kind)
     if kind == "step":
-        return (f", x{flag_value(flags, '--lr-gamma', '0.5')} per {flag_value(flags, '--lr-step-epochs', '1')} "
-                "epochs (pilots)")
+        gamma = flag_value(flags, "--lr-gamma", f"{default.gamma:g}")
+        return f", x{gamma} per {flag_value(flags, '--lr-step-epochs', str(default.step_epochs))} epochs (pilots)"
     if kind == "cosine":
-        return f", cosine to x{flag_value(flags, '--lr-min-factor', '0')}"
+        return f", cosine to x{flag_value(flags, '--lr-min-factor', f'{default.min_factor:g}')}"
     return ""
 
 

@@ -109,3 +109,12 @@ def test_an_fc_report_of_another_network_is_refused(tmp_path, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "f100-f10" in err[0] and "not a Table II FC row" in err[0]
+
+
+def test_schedule_words_use_the_clis_defaults_when_a_flag_is_absent():
+    # the CLI's documented defaults: --lr-gamma 0.5, --lr-step-epochs 1, --lr-min-factor 0
+    assert table2.schedule_of(["--lr-schedule", "step"]) == ", x0.5 per 1 epochs (pilots)"
+    assert table2.schedule_of(["--lr-schedule", "cosine"]) == ", cosine to x0"
+    assert table2.schedule_of([]) == ""
+    assert table2.schedule_of(["--lr-schedule", "step", "--lr-gamma", "0.1", "--lr-step-epochs", "20"]) \
+        == ", x0.1 per 20 epochs (pilots)"
