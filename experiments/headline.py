@@ -42,7 +42,16 @@ The configuration (JSON)::
      "flags": ["--preset", "mnist-medium", "--dataset", "mnist", "--data-dir", "{data}/mnist",
                "--val-split", "5000", "--epochs", "30"],
      "seeds": [0, 1, 2],
-     "continues": "mnist-medium-20"}          # optional
+     "continues": "mnist-medium-20",          # optional
+     "model": "core"}                         # optional: "core" (default) or "real"
+
+``"model": "real"`` makes the configuration the real-valued twin of an
+integer one: its ``flags`` are :mod:`experiments.real_run`'s (binary spikes,
+float32 weights and states, the same images, split and sample order per seed),
+its state ``DIR/NAME/seed{S}.npz`` that script's per-epoch state (each piece
+stops at an epoch's end with ``--until-epoch``; a piece stopped by
+``--stop-at`` loses its unfinished epoch), and ``--versus`` sets it beside
+the integer runs (``--publish`` takes integer checkpoints only).
 """
 from __future__ import annotations
 
@@ -61,6 +70,8 @@ from .protocol import mean_std
 
 DEFAULT_STATE = os.path.join("experiments", "state")
 POLL_SECONDS = 2.0
+#: what trains a configuration: the integer core's CLI, or the real-valued twin
+MODELS = {"core": "neurochip.run", "real": "experiments.real_run"}
 
 
 def load_config(path: str, data_root: str | None) -> dict:
@@ -76,6 +87,11 @@ def load_config(path: str, data_root: str | None) -> dict:
     if not isinstance(cfg.get("continues", ""), str) or cfg.get("continues") == cfg["name"]:
         fail(f"{path}: 'continues' must name another configuration")
     cfg.setdefault("title", cfg["name"])
+    cfg.setdefault("model", "core")
+    if cfg["model"] not in MODELS:
+        fail(f"{path}: 'model' must be one of {', '.join(MODELS)}, got {cfg['model']!r}")
+    if cfg["model"] == "real" and "--lrs" not in flags:
+        fail(f"{path}: a real-valued configuration's flags need --lrs (experiments.real_run)")
     cfg["total_epochs"] = int(flag_value(flags, "--epochs"))
     cfg["lineage"] = ancestry(cfg, os.path.dirname(os.path.abspath(path)))
     return cfg
@@ -107,10 +123,21 @@ def checkpoint_path(state: str, cfg: dict, seed: int) -> str:
     return os.path.join(state, cfg["name"], f"seed{seed}.npz")
 
 
+def is_real_state(path: str) -> bool:
+    """Whether ``path`` is :mod:`experiments.real_run`'s state (its record is ``meta``; a core
+    checkpoint's is ``__meta__``)."""
+    import numpy as np
+    with np.load(path) as z:
+        return "meta" in z.files and "__meta__" not in z.files
+
+
 def training_of(path: str) -> dict | None:
     """The checkpoint's training record (position, history, best), or None if there is none yet."""
     if not os.path.exists(path):
         return None
+    if is_real_state(path):
+        from .real_run import training_record
+        return training_record(path)
     from neurochip.checkpoint import load_checkpoint
     return load_checkpoint(path)[1]
 
@@ -119,6 +146,9 @@ def epochs_done(path: str) -> int:
     """Finished epochs of the run at ``path`` (0 before its first checkpoint); reads only the metadata."""
     if not os.path.exists(path):
         return 0
+    if is_real_state(path):
+        from .real_run import read_meta
+        return len(read_meta(path)["history"])
     import numpy as np
     with np.load(path) as z:
         meta = json.loads(z["__meta__"].tobytes().decode())
@@ -182,11 +212,14 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
     start = epochs_done(ck)
     if start >= target:
         return "target"
-    argv = [sys.executable, "-m", "neurochip.run"] + cfg["flags"] + [
-        "--seed", str(seed), "--save", ck, "--checkpoint-every", "100", "--quiet",
-        "--threads", str(threads), "--json", os.path.join(state, cfg["name"], f"seed{seed}.json")]
-    if os.path.exists(ck):
-        argv += ["--resume", ck]
+    out = os.path.join(state, cfg["name"], f"seed{seed}.json")
+    real = cfg["model"] == "real"
+    argv = [sys.executable, "-m", MODELS[cfg["model"]]] + cfg["flags"] + ["--seed", str(seed)]
+    if real:                   # resumes from its state by itself; stops at the epoch's end
+        argv += ["--state", ck, "--threads", str(threads), "--json", out, "--until-epoch", str(target)]
+    else:
+        argv += ["--save", ck, "--checkpoint-every", "100", "--quiet", "--threads", str(threads),
+                 "--json", out] + (["--resume", ck] if os.path.exists(ck) else [])
     t0 = time.time()
     log(f"{cfg['name']} seed {seed}: epoch {start} -> {target} (pid of the piece follows)")
     child = subprocess.Popen(argv)
@@ -203,7 +236,7 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
         if outcome is None and stop_at is not None and time.time() >= stop_at:
             outcome = "deadline"
             child.send_signal(signal.SIGTERM)
-        elif outcome is None and target < cfg["total_epochs"]:
+        elif outcome is None and target < cfg["total_epochs"] and not real:
             try:
                 reached = epochs_done(ck)
             except Exception:          # noqa: BLE001 - a checkpoint being replaced; look again
@@ -216,12 +249,12 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
         signal.signal(sig, handler)
     if outcome is None:
         if code != 0:
-            raise SystemExit(f"error: {cfg['name']} seed {seed}: neurochip.run exited with {code}")
-        outcome = "done"
+            raise SystemExit(f"error: {cfg['name']} seed {seed}: {MODELS[cfg['model']]} exited with {code}")
+        outcome = "done" if epochs_done(ck) >= cfg["total_epochs"] else "target"
     # 128 + SIGTERM: stopped and saved; -SIGTERM: the signal came after training had ended (the
     # epoch-end checkpoint is written, atomically, before that), so nothing is lost either way
     elif code not in (0, 128 + signal.SIGTERM, -signal.SIGTERM):
-        raise SystemExit(f"error: {cfg['name']} seed {seed}: neurochip.run exited with {code}")
+        raise SystemExit(f"error: {cfg['name']} seed {seed}: {MODELS[cfg['model']]} exited with {code}")
     Log(os.path.join(state, cfg["name"], "log.json")).add(
         {"seed": seed, "from_epoch": start, "to_epoch": epochs_done(ck), "outcome": outcome,
          "wall_seconds": round(time.time() - t0, 1),
@@ -259,7 +292,7 @@ def collect(cfg: dict, state: str) -> dict:
                 m = p.get("machine", "not recorded (earlier pieces)")
                 if m not in machines:
                     machines.append(m)
-    res = {"name": cfg["name"], "title": cfg["title"], "flags": cfg["flags"],
+    res = {"name": cfg["name"], "title": cfg["title"], "flags": cfg["flags"], "model": cfg["model"],
            "machine": "; ".join(machines) if machines else machine(),
            "total_epochs": cfg["total_epochs"], "seeds": seeds,
            "wall_seconds": {str(k): v for k, v in wall.items()}}
@@ -391,10 +424,14 @@ def markdown(res: dict, command: str) -> str:
 
 
 def figure_title(res: dict) -> str:
-    """The curves' title: the configuration, its weight bits (from its flags), seeds and plan."""
+    """The curves' title: the configuration, its weights (bits from its flags, or the real-valued
+    twin's float dtype), seeds and plan."""
     from neurochip.network import Widths
-    bits = flag_value(res["flags"], "--bits", str(Widths().weight_bits))
-    return (f"{res['name']}: {bits}-bit weights, {len(res['seeds'])} seeds "
+    if res.get("model") == "real":
+        weights = f"real-valued {flag_value(res['flags'], '--dtype', 'float32')} weights"
+    else:
+        weights = f"{flag_value(res['flags'], '--bits', str(Widths().weight_bits))}-bit weights"
+    return (f"{res['name']}: {weights}, {len(res['seeds'])} seeds "
             f"(planned {res['total_epochs']} epochs)")
 
 
@@ -450,6 +487,9 @@ def publish(cfg: dict, state: str, folder: str, log) -> dict:
     re-evaluate it with ``--load`` on the whole test set and on its first CHECK_SAMPLES images,
     and record both in ``folder/models.json``."""
     import shutil
+    if cfg["model"] != "core":
+        fail(f"--publish: {cfg['name']} is a {cfg['model']}-valued run; only the integer core's "
+             "checkpoints are published (neurochip.run --load re-evaluates them)")
     res = collect(cfg, state)
     if not res["seeds"]:
         fail(f"{cfg['name']}: no checkpoint to publish yet")

@@ -15,7 +15,12 @@ mantissa and shift).
 
 It resumes per epoch: ``--state PATH.npz`` holds the weights, the best weights
 and the history after every finished epoch (the real model draws no random
-numbers, so a resumed run equals an uninterrupted one).  ``--json`` writes the
+numbers, so a resumed run equals an uninterrupted one).  A resumed run must
+have the state's network, rates, data, split, seed and dtype (a flag that
+disagrees is an error, as the CLI's ``--resume``); it may change the schedule
+and ``--epochs`` only where no finished epoch's rate factor changes.
+``--until-epoch K`` stops after epoch K of the plan (the headline driver
+advances a run one epoch at a time with it).  ``--json`` writes the
 figures with the keys of ``neurochip.run --json`` that the tables read
 (``test_error``, ``best``, ``history``, ``seconds``).
 """
@@ -32,7 +37,12 @@ import numpy as np
 from .common import fail
 
 
-def main(argv=None) -> int:
+#: the flags a resumed run must share with its state (the rest: outputs, threads, the schedule)
+RUN_FLAGS = ("preset", "arch", "lrs", "dataset", "val_split", "train_samples", "test_samples",
+             "seed", "dtype")
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m experiments.real_run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="mnist-small")
@@ -53,7 +63,53 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--state", required=True, help="per-epoch resumable state (.npz)")
     p.add_argument("--json", default=None)
+    p.add_argument("--until-epoch", type=int, default=None, metavar="K",
+                   help="stop after epoch K of the planned --epochs (resumable)")
+    return p
+
+
+def check_resume(a, meta: dict, schedule, path: str) -> None:
+    """One line (exit 2) if the state at ``path`` was trained with other network, rates, data,
+    split, seed or dtype flags, or if ``schedule`` over ``a.epochs`` epochs changes the rate
+    factor of an epoch it has finished (its history records each epoch's factor)."""
+    stored = parser().parse_args(meta["argv"])
+    same = {"lrs": lambda v: tuple(float(x) for x in v.split(","))}
+    for name in RUN_FLAGS:
+        mine, theirs = getattr(a, name), getattr(stored, name)
+        if same.get(name, lambda v: v)(mine) != same.get(name, lambda v: v)(theirs):
+            fail(f"--{name.replace('_', '-')} {mine} conflicts with state {path}, which was trained "
+                 f"with {theirs}")
+    if len(meta["history"]) > a.epochs:
+        fail(f"--epochs {a.epochs}: state {path} has already finished {len(meta['history'])} epochs")
+    for h in meta["history"]:
+        if schedule.factor(h["epoch"] - 1, a.epochs) != h["lr_factor"]:
+            fail(f"--lr-schedule/--epochs conflict with state {path}: epoch {h['epoch']}, already "
+                 f"trained at rate factor {h['lr_factor']}, would get "
+                 f"{schedule.factor(h['epoch'] - 1, a.epochs)}")
+
+
+def read_meta(path: str) -> dict:
+    """The state's record: ``history`` (one entry per finished epoch), ``best``, ``seconds``,
+    ``updates`` and the ``argv`` that last wrote it."""
+    with np.load(path) as z:
+        return json.loads(z["meta"].tobytes().decode())
+
+
+def training_record(path: str) -> dict:
+    """The state at ``path`` in the shape of a core checkpoint's training record (what the
+    headline driver reads): ``epoch`` (finished), ``epochs`` (planned), ``history``, ``best``,
+    ``train_seconds``."""
+    meta = read_meta(path)
+    return {"epoch": len(meta["history"]), "epochs": parser().parse_args(meta["argv"]).epochs,
+            "history": meta["history"], "best": meta["best"] or {},
+            "train_seconds": meta["seconds"]}
+
+
+def main(argv=None) -> int:
+    p = parser()
     a = p.parse_args(argv)
+    if a.until_epoch is not None and a.until_epoch < 1:
+        fail(f"--until-epoch must be at least 1, got {a.until_epoch}")
 
     import torch
     from neurochip.atomic import atomic_write_bytes
@@ -70,8 +126,14 @@ def main(argv=None) -> int:
     except UserError as exc:
         fail(str(exc))
     dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
+    if os.path.exists(a.state):                 # before the data: a conflict fails at once
+        meta = read_meta(a.state)
+        check_resume(a, meta, schedule, a.state)
 
-    lrs = tuple(float(v) for v in a.lrs.split(","))
+    try:
+        lrs = tuple(float(v) for v in a.lrs.split(","))
+    except ValueError:
+        fail(f"--lrs must be comma-separated numbers, e.g. 0.1,0.04; got {a.lrs!r}")
     net = Network.from_preset(a.preset, arch=a.arch, seed=a.seed, lrs=lrs)
     model = RealModel.from_network(net, spiking=True, weights="float", dtype=dtype)
     ds = load_dataset(a.dataset, a.data_dir).subset(a.train_samples, a.test_samples)
@@ -84,7 +146,6 @@ def main(argv=None) -> int:
     history, best, best_wb, seconds = [], None, None, 0.0
     if os.path.exists(a.state):
         z = np.load(a.state)
-        meta = json.loads(z["meta"].tobytes().decode())
         history, best, seconds = meta["history"], meta["best"], meta["seconds"]
         L = model.L
         for l in range(L):
@@ -108,7 +169,8 @@ def main(argv=None) -> int:
         atomic_write_bytes(a.state, buf.getvalue())
 
     with torch.no_grad():
-        for epoch in range(len(history), a.epochs):
+        last = a.epochs if a.until_epoch is None else min(a.epochs, a.until_epoch)
+        for epoch in range(len(history), last):
             t0 = time.perf_counter()
             factor = schedule.factor(epoch, a.epochs)
             rates = [lr * factor for lr in model.hyper.lrs]

@@ -55,20 +55,76 @@ def test_real_run_resumes_per_epoch(tmp_path, capsys):
     capsys.readouterr()
 
 
-def test_real_run_schedule_scales_every_rate(tmp_path, capsys):
-    """Two epochs of ``step`` (gamma 0.5 per epoch) = one epoch at the rates, then one at half the
-    rates given directly (resumed from the first epoch's state): the same float32 weights."""
+def test_real_run_schedule_scales_every_rate(tmp_path, capsys, monkeypatch):
+    """``step`` with gamma 0.5 per epoch: every layer's rate in epoch 2 is exactly half its rate in
+    epoch 1 (the rates each update is applied with, recorded)."""
+    from reference.real import RealModel
+    applied = []
+    original = RealModel.apply
+
+    def record(self, grads, lrs=None):
+        applied.append(list(lrs))
+        return original(self, grads, lrs)
+    monkeypatch.setattr(RealModel, "apply", record)
     args = ["--preset", "digits", "--dataset", "digits", "--train-samples", "200",
             "--test-samples", "60", "--val-split", "50", "--seed", "2"]
-    a, b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    a = str(tmp_path / "a.npz")
     assert real_run.main(args + ["--lrs", "0.2,0.05", "--epochs", "2", "--lr-schedule", "step",
                                  "--lr-step-epochs", "1", "--lr-gamma", "0.5", "--state", a,
                                  "--json", a + ".json"]) == 0
-    assert real_run.main(args + ["--lrs", "0.2,0.05", "--epochs", "1", "--state", b]) == 0
-    assert real_run.main(args + ["--lrs", "0.1,0.025", "--epochs", "2", "--state", b]) == 0
-    za, zb = np.load(a), np.load(b)
-    assert all(np.array_equal(za[k], zb[k]) for k in za.files if k.startswith(("w", "b")))
+    per_epoch = len(applied) // 2
+    assert per_epoch > 0 and len(applied) == 2 * per_epoch
+    assert all(r == [0.2, 0.05] for r in applied[:per_epoch])
+    assert all(r == [0.1, 0.025] for r in applied[per_epoch:])
     assert [h["lr_factor"] for h in json.loads(open(a + ".json").read())["history"]] == [1.0, 0.5]
+    capsys.readouterr()
+
+
+def test_real_run_until_epoch_stops_at_the_epochs_end(tmp_path, capsys):
+    """``--until-epoch 1`` of a 2-epoch plan, then the plan: the same weights as one run."""
+    args = ["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05", "--train-samples", "200",
+            "--test-samples", "60", "--val-split", "50", "--seed", "0", "--epochs", "2",
+            "--lr-schedule", "cosine"]
+    a, b = str(tmp_path / "a.npz"), str(tmp_path / "b.npz")
+    assert real_run.main(args + ["--state", a]) == 0
+    assert real_run.main(args + ["--state", b, "--until-epoch", "1"]) == 0
+    assert len(real_run.read_meta(b)["history"]) == 1
+    rec = real_run.training_record(b)
+    assert rec["epoch"] == 1 and rec["epochs"] == 2 and rec["best"]["epoch"] == 1
+    assert real_run.main(args + ["--state", b]) == 0
+    za, zb = np.load(a), np.load(b)
+    assert all(np.array_equal(za[k], zb[k]) for k in za.files if k != "meta")
+    assert real_run.read_meta(a)["history"] == real_run.read_meta(b)["history"]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("change, named", [
+    (["--lrs", "0.1,0.05"], "--lrs"), (["--seed", "1"], "--seed"), (["--val-split", "40"], "--val-split"),
+    (["--preset", "digits", "--dtype", "float64"], "--dtype"),
+    (["--lr-gamma", "0.25"], "--lr-schedule/--epochs"),
+    (["--lr-schedule", "cosine", "--epochs", "3"], "--lr-schedule/--epochs"),
+    (["--epochs", "1"], "--epochs 1")])
+def test_real_run_refuses_a_state_trained_otherwise(tmp_path, capsys, change, named):
+    """Resuming with another network, rates, data, split, seed or dtype, or a schedule that changes
+    a finished epoch's rate factor: one line naming the flag, exit 2, the state unchanged."""
+    base = {"--preset": "digits", "--dataset": "digits", "--lrs": "0.2,0.05", "--train-samples": "200",
+            "--test-samples": "60", "--val-split": "50", "--seed": "0", "--epochs": "2",
+            "--lr-schedule": "step", "--lr-step-epochs": "1", "--lr-gamma": "0.5"}
+    state = str(tmp_path / "s.npz")
+    flat = lambda d: [x for kv in d.items() for x in kv]          # noqa: E731
+    assert real_run.main(flat(base) + ["--state", state]) == 0
+    before = open(state, "rb").read()
+    capsys.readouterr()
+    mine = dict(base, **dict(zip(change[::2], change[1::2])))
+    with pytest.raises(SystemExit) as exc:
+        real_run.main(flat(mine) + ["--state", state])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and named in err, err
+    assert open(state, "rb").read() == before
+    # the same rates written otherwise, and a longer plan that keeps the finished epochs' factors
+    assert real_run.main(flat(dict(base, **{"--lrs": "0.20,0.050", "--epochs": "3"}))
+                         + ["--state", state]) == 0
+    assert [h["lr_factor"] for h in real_run.read_meta(state)["history"]] == [1.0, 0.5, 0.25]
     capsys.readouterr()
 
 
@@ -98,3 +154,14 @@ def test_real_run_bad_schedule_is_one_line(tmp_path, capsys):
                        "--val-split", "50", "--lr-schedule", "step", "--lr-gamma", "0",
                        "--state", str(tmp_path / "s.npz")])
     assert exc.value.code == 2 and "--lr-gamma" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, named", [(["--lrs", "0.2,x"], "--lrs"), (["--until-epoch", "0"], "--until-epoch")])
+def test_real_run_bad_flags_are_one_line(tmp_path, capsys, bad, named):
+    argv = ["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05", "--epochs", "1",
+            "--val-split", "50", "--state", str(tmp_path / "s.npz")]
+    with pytest.raises(SystemExit) as exc:
+        real_run.main(argv + bad)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and named in err, err
+    assert not (tmp_path / "s.npz").exists()

@@ -257,3 +257,66 @@ def test_figure_title_names_the_runs_weight_bits():
         "x: 16-bit weights, 3 seeds (planned 26 epochs)"
     # without --bits: the CLI's default width
     assert headline.figure_title({**res, "flags": ["--epochs", "26"]}).startswith("x: 8-bit weights,")
+
+
+REAL_FLAGS = ["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05", "--train-samples", "200",
+              "--test-samples", "60", "--val-split", "50", "--epochs", "2", "--lr-schedule", "cosine"]
+
+
+def test_a_real_valued_configuration_is_advanced_and_compared(tmp_path, capsys):
+    """``"model": "real"``: the driver advances experiments.real_run one epoch per piece (the same
+    state as one uninterrupted run), reports it, sets it beside an integer configuration with
+    ``--versus`` and refuses to publish it."""
+    from experiments import real_run
+    import numpy as np
+    real = tmp_path / "real.json"
+    real.write_text(json.dumps({"name": "twin", "model": "real", "flags": REAL_FLAGS, "seeds": [0, 1, 2]}))
+    core = tmp_path / "core.json"
+    core_flags = [f for f in REAL_FLAGS if f not in ("--lrs", "0.2,0.05")]
+    core.write_text(json.dumps({"name": "core", "flags": core_flags, "seeds": [0, 1, 2]}))
+    state = tmp_path / "state"
+    assert headline.main([str(real), "--state", str(state), "--until-epoch", "1"]) == 0
+    assert [headline.epochs_done(str(state / "twin" / f"seed{s}.npz")) for s in (0, 1, 2)] == [1, 1, 1]
+    assert headline.main([str(real), str(core), "--state", str(state)]) == 0
+    pieces = json.loads((state / "twin" / "log.json").read_text())["pieces"]
+    assert sorted((p["seed"], p["to_epoch"]) for p in pieces) == [(s, e) for s in (0, 1, 2) for e in (1, 2)]
+    assert {p["outcome"] for p in pieces if p["to_epoch"] == 2} == {"done"}
+    direct = str(tmp_path / "direct.npz")
+    assert real_run.main(REAL_FLAGS + ["--seed", "1", "--state", direct]) == 0
+    za, zb = np.load(direct), np.load(str(state / "twin" / "seed1.npz"))
+    assert all(np.array_equal(za[k], zb[k]) for k in za.files if k != "meta")
+    out = tmp_path / "out"
+    assert headline.main([str(real), "--state", str(state), "--report", str(out)]) == 0
+    res = json.loads((out / "twin.json").read_text())
+    assert res["model"] == "real" and all(s["epochs"] == 2 for s in res["seeds"].values())
+    assert "best_test_error_mean_std" in res and (out / "twin.png").stat().st_size > 1000
+    assert headline.main([str(core), str(real), "--state", str(state), "--versus", str(out)]) == 0
+    vs = json.loads((out / "versus-core-twin.json").read_text())
+    assert vs["epoch"] == 2 and [r["name"] for r in vs["rows"]] == ["core", "twin"]
+    twin = real_run.read_meta(str(state / "twin" / "seed0.npz"))["history"]
+    b = min(range(2), key=lambda i: (twin[i]["val_error"], i))
+    assert vs["rows"][1]["seeds"]["0"]["test_error"] == twin[b]["test_error"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        headline.main([str(real), "--state", str(state), "--publish", str(tmp_path / "models")])
+    assert exc.value.code == 2 and "integer core" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("extra, named", [({"model": "float"}, "'model'"),
+                                          ({"model": "real", "flags": ["--val-split", "10", "--epochs", "2"]},
+                                           "--lrs")])
+def test_a_configurations_model_is_checked(tmp_path, capsys, extra, named):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"name": "c", "flags": ["--val-split", "10", "--epochs", "2"],
+                               "seeds": [0, 1, 2], **extra}))
+    with pytest.raises(SystemExit) as exc:
+        headline.main([str(cfg), "--state", str(tmp_path / "state")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and named in err, err
+
+
+def test_figure_title_names_a_real_valued_runs_dtype():
+    res = {"name": "x", "seeds": {0: {}, 1: {}, 2: {}}, "total_epochs": 26, "model": "real"}
+    assert headline.figure_title({**res, "flags": ["--epochs", "26"]}) == \
+        "x: real-valued float32 weights, 3 seeds (planned 26 epochs)"
