@@ -34,7 +34,9 @@ and ``OUT/NAME.png`` (validation and test error per epoch, every seed) from
 the checkpoints.  ``--versus OUT`` trains nothing and compares the
 configurations seed by seed at equal epochs, the first the baseline (best
 validation error, what a choice may use, and its test error; paired
-differences, mean +- std), in ``OUT/versus-NAME-NAME.{md,json}``.
+differences, mean +- std) and epoch by epoch (each configuration's errors in
+that epoch, mean +- std, and a figure of the mean curves), in
+``OUT/versus-NAME-NAME.{md,json,png}``.
 
 The configuration (JSON)::
 
@@ -356,7 +358,30 @@ def versus(results: list[dict], only: set[int] | None = None) -> dict:
         for key in ("val_error", "test_error"):
             row[key + "_minus_baseline"] = [row["seeds"][s][key] - base["seeds"][s][key] for s in seeds]
             row[key + "_minus_baseline_mean_std"] = mean_std(row[key + "_minus_baseline"])
-    return {"epoch": epoch, "seeds": seeds, "baseline": base["name"], "rows": rows}
+    return {"epoch": epoch, "seeds": seeds, "baseline": base["name"], "rows": rows,
+            "per_epoch": per_epoch(results, seeds, epoch)}
+
+
+PER_EPOCH_KEYS = ("val_error", "test_error", "train_error_on_the_fly")
+
+
+def per_epoch(results: list[dict], seeds: list[int], epoch: int) -> list[dict]:
+    """Epoch by epoch up to ``epoch``, each configuration's errors *in* that epoch (not the best so
+    far) over ``seeds``, mean +- std (ddof 1), and the validation error's paired difference from
+    the first configuration's: the curves side by side."""
+    out = []
+    for e in range(1, epoch + 1):
+        at = {r["name"]: {s: r["seeds"][s]["history"][e - 1] for s in seeds} for r in results}
+        base = at[results[0]["name"]]
+        rows = {}
+        for name, hist in at.items():
+            row = {key + "_mean_std": mean_std([hist[s][key] for s in seeds]) for key in PER_EPOCH_KEYS}
+            if name != results[0]["name"]:
+                row["val_error_minus_baseline_mean_std"] = mean_std(
+                    [hist[s]["val_error"] - base[s]["val_error"] for s in seeds])
+            rows[name] = row
+        out.append({"epoch": e, "rows": rows})
+    return out
 
 
 def versus_markdown(res: dict, command: str) -> str:
@@ -386,7 +411,47 @@ def versus_markdown(res: dict, command: str) -> str:
         lines.append(f"| `{row['name']}` | {val} | {pm(row['val_error_mean_std'])} | {dv} | {test} | "
                      f"{pm(row['test_error_mean_std'])} | {dt_} | "
                      f"{' / '.join(pct(v) for v in row['train_error_on_the_fly_last'])} |")
+    lines += ["", "Epoch by epoch (each configuration's errors in that epoch, not the best so far; "
+                  "mean ± std over the seeds; the validation error's paired difference from the baseline):",
+              "", "| epoch | configuration | validation error % | minus baseline | test error % | "
+                  "train error % on the fly |", "|---|---|---|---|---|---|"]
+    for at in res.get("per_epoch", []):
+        for name, row in at["rows"].items():
+            dv = signed(row["val_error_minus_baseline_mean_std"]) if "val_error_minus_baseline_mean_std" in row else "-"
+            lines.append(f"| {at['epoch']} | `{name}` | {pm(row['val_error_mean_std'])} | {dv} | "
+                         f"{pm(row['test_error_mean_std'])} | {pm(row['train_error_on_the_fly_mean_std'])} |")
     return "\n".join(lines) + "\n"
+
+
+def versus_figure(res: dict, path: str) -> None:
+    """Each configuration's validation error per epoch, mean over the seeds with a +-std band
+    (solid), and its test error's mean (dashed)."""
+    import io
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+    from neurochip.atomic import atomic_write_bytes
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    epochs = [at["epoch"] for at in res["per_epoch"]]
+    for k, row in enumerate(res["rows"]):
+        val = [at["rows"][row["name"]]["val_error_mean_std"] for at in res["per_epoch"]]
+        test = [at["rows"][row["name"]]["test_error_mean_std"][0] for at in res["per_epoch"]]
+        m = [100 * v[0] for v in val]
+        ax.plot(epochs, m, "o-", color=f"C{k}", label=f"{row['name']} validation")
+        ax.fill_between(epochs, [100 * (v[0] - v[1]) for v in val], [100 * (v[0] + v[1]) for v in val],
+                        color=f"C{k}", alpha=0.2)
+        ax.plot(epochs, [100 * t for t in test], "--", color=f"C{k}", label=f"{row['name']} test")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"error % (mean over seeds {', '.join(map(str, res['seeds']))}; band: ± std)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def markdown(res: dict, command: str) -> str:
@@ -567,7 +632,7 @@ def main(argv=None) -> int:
     p.add_argument("--versus", default=None, metavar="OUT",
                    help="train nothing: compare the configurations seed by seed at equal epochs, "
                         "the first the baseline (best validation error and its test error, paired "
-                        "differences); writes OUT/versus-FIRST-SECOND....{md,json}")
+                        "differences; and epoch by epoch); writes OUT/versus-FIRST-SECOND....{md,json,png}")
     a = p.parse_args(argv)
     cfgs = [load_config(c, a.data_root) for c in a.configs]
     only = None
@@ -589,7 +654,9 @@ def main(argv=None) -> int:
         command = "python -m experiments.headline " + " ".join(argv if argv is not None else sys.argv[1:])
         res = versus([collect(cfg, a.state) for cfg in cfgs], only)
         text = versus_markdown(res, command.replace(f" --versus {a.versus}", ""))
-        write_report(a.versus, "versus-" + "-".join(cfg["name"] for cfg in cfgs), text, res)
+        name = "versus-" + "-".join(cfg["name"] for cfg in cfgs)
+        write_report(a.versus, name, text, res)
+        versus_figure(res, os.path.join(a.versus, name + ".png"))
         print(text)
         return 0
     if a.report:

@@ -210,6 +210,19 @@ def test_versus_pairs_the_seeds_at_the_last_epoch_every_run_has():
     rows = lambda t: [ln for ln in t.splitlines() if ln.startswith("| `")]  # noqa: E731
     assert not any("±" in ln for ln in rows(text))
     assert all("±" in ln for ln in rows(headline.versus_markdown(res, "cmd")))
+    # epoch by epoch: the errors *in* each epoch (not the best so far), up to epoch 3
+    assert [at["epoch"] for at in res["per_epoch"]] == [1, 2, 3]
+    e3 = res["per_epoch"][2]["rows"]
+    v_b3 = [0.19, 0.20, 0.41]
+    m3 = sum(v_b3) / 3
+    assert e3["b"]["val_error_mean_std"] == pytest.approx((m3, (sum((v - m3) ** 2 for v in v_b3) / 2) ** 0.5))
+    d3 = [0.19 - 0.25, 0.20 - 0.30, 0.41 - 0.40]
+    assert e3["b"]["val_error_minus_baseline_mean_std"][0] == pytest.approx(sum(d3) / 3)
+    assert e3["a"]["test_error_mean_std"][0] == pytest.approx((0.26 + 0.35 + 0.43) / 3)
+    assert e3["a"]["train_error_on_the_fly_mean_std"] == pytest.approx((0.3, 0.0))
+    assert "val_error_minus_baseline_mean_std" not in e3["a"]
+    assert "| 3 | `b` | 26.67 ± 12.42 | -5.00 ± 5.57 | 30.67 ± 14.36 | 30.00 ± 0.00 |" in \
+        headline.versus_markdown(res, "cmd")
 
 
 def test_versus_needs_a_seed_in_common(tmp_path):
@@ -293,6 +306,7 @@ def test_a_real_valued_configuration_is_advanced_and_compared(tmp_path, capsys):
     assert headline.main([str(core), str(real), "--state", str(state), "--versus", str(out)]) == 0
     vs = json.loads((out / "versus-core-twin.json").read_text())
     assert vs["epoch"] == 2 and [r["name"] for r in vs["rows"]] == ["core", "twin"]
+    assert (out / "versus-core-twin.png").stat().st_size > 1000 and len(vs["per_epoch"]) == 2
     twin = real_run.read_meta(str(state / "twin" / "seed0.npz"))["history"]
     b = min(range(2), key=lambda i: (twin[i]["val_error"], i))
     assert vs["rows"][1]["seeds"]["0"]["test_error"] == twin[b]["test_error"]
