@@ -426,13 +426,7 @@ def versus_markdown(res: dict, command: str) -> str:
 def versus_figure(res: dict, path: str) -> None:
     """Each configuration's validation error per epoch, mean over the seeds with a +-std band
     (solid), and its test error's mean (dashed)."""
-    import io
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-    from neurochip.atomic import atomic_write_bytes
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = new_axes()
     epochs = [at["epoch"] for at in res["per_epoch"]]
     for k, row in enumerate(res["rows"]):
         val = [at["rows"][row["name"]]["val_error_mean_std"] for at in res["per_epoch"]]
@@ -442,16 +436,9 @@ def versus_figure(res: dict, path: str) -> None:
         ax.fill_between(epochs, [100 * (v[0] - v[1]) for v in val], [100 * (v[0] + v[1]) for v in val],
                         color=f"C{k}", alpha=0.2)
         ax.plot(epochs, [100 * t for t in test], "--", color=f"C{k}", label=f"{row['name']} test")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"error % (mean over seeds {', '.join(map(str, res['seeds']))}; band: ± std)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    ax.set_ylabel("error % (solid: validation, band ± std; dashed: test)")
+    ax.set_title(f"mean over seeds {', '.join(map(str, res['seeds']))}, each epoch's own errors", fontsize=9)
+    save_figure(fig, ax, path)
 
 
 def markdown(res: dict, command: str) -> str:
@@ -500,32 +487,42 @@ def figure_title(res: dict) -> str:
             f"(planned {res['total_epochs']} epochs)")
 
 
-def figure(res: dict, path: str) -> None:
-    import io
+def new_axes():
+    """A figure and its axes for error-per-epoch curves (matplotlib without a display)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from neurochip.atomic import atomic_write_bytes
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for k, (seed, s) in enumerate(res["seeds"].items()):
-        ep = [h["epoch"] for h in s["history"]]
-        ax.plot(ep, [100 * h["val_error"] for h in s["history"]], "o--", color=f"C{k}",
-                label=f"seed {seed} validation")
-        ax.plot(ep, [100 * h["test_error"] for h in s["history"]], "s-", color=f"C{k}",
-                label=f"seed {seed} test")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("error % (dashed: validation, solid: test)")
+    return plt.subplots(figsize=(6.4, 4.2))
+
+
+def save_figure(fig, ax, path: str) -> None:
+    """Integer epochs on x, grid and legend; the PNG written atomically to ``path``."""
+    import io
+    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+    from neurochip.atomic import atomic_write_bytes
+    ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
-    ax.set_title(figure_title(res),
-                 fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def figure(res: dict, path: str) -> None:
+    fig, ax = new_axes()
+    for k, (seed, s) in enumerate(res["seeds"].items()):
+        ep = [h["epoch"] for h in s["history"]]
+        ax.plot(ep, [100 * h["val_error"] for h in s["history"]], "o--", color=f"C{k}",
+                label=f"seed {seed} validation")
+        ax.plot(ep, [100 * h["test_error"] for h in s["history"]], "s-", color=f"C{k}",
+                label=f"seed {seed} test")
+    ax.set_ylabel("error % (dashed: validation, solid: test)")
+    ax.set_title(figure_title(res), fontsize=9)
+    save_figure(fig, ax, path)
 
 
 # ------------------------------------------------------------------ publish
