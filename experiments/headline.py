@@ -144,6 +144,17 @@ def training_of(path: str) -> dict | None:
     return load_checkpoint(path)[1]
 
 
+def rails_of(path: str) -> list[float] | None:
+    """Per layer, the fraction of the latest integer weights at either end of their range
+    (:func:`neurochip.health.rail_fractions`); None for a real-valued state (no range)."""
+    if is_real_state(path):
+        return None
+    from neurochip.checkpoint import load_checkpoint
+    from neurochip.health import rail_fractions
+    net = load_checkpoint(path, which="last")[0]
+    return rail_fractions(net.weights_q, net.constants().w_range)
+
+
 def epochs_done(path: str) -> int:
     """Finished epochs of the run at ``path`` (0 before its first checkpoint); reads only the metadata."""
     if not os.path.exists(path):
@@ -280,7 +291,8 @@ def collect(cfg: dict, state: str) -> dict:
         if best.get("epoch"):
             best_test = hist[best["epoch"] - 1].get("test_error")
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
-                       "best_test_error": best_test, "train_seconds": t.get("train_seconds")}
+                       "best_test_error": best_test, "train_seconds": t.get("train_seconds"),
+                       "rail_fractions": rails_of(checkpoint_path(state, cfg, seed))}
     wall, machines = {}, []
     for name in cfg["lineage"]:          # a continued run's wall time includes every ancestor's pieces
         log_path = os.path.join(state, name, "log.json")
@@ -349,7 +361,10 @@ def versus(results: list[dict], only: set[int] | None = None) -> dict:
         row = {"name": r["name"], "title": r["title"], "flags": r["flags"], "seeds": eq["seeds"],
                # how well each fits its training images by then (on the fly, the last epoch)
                "train_error_on_the_fly_last": [r["seeds"][s]["history"][epoch - 1]["train_error_on_the_fly"]
-                                               for s in seeds]}
+                                               for s in seeds],
+               # weights held at the range's ends (latest weights, whatever epoch each run is at)
+               "rail_fractions_latest": {s: r["seeds"][s].get("rail_fractions") for s in seeds},
+               "epochs_latest": {s: r["seeds"][s]["epochs"] for s in seeds}}
         for key in ("val_error", "test_error"):
             row[key + "_mean_std"] = mean_std([eq["seeds"][s][key] for s in seeds])
         rows.append(row)
@@ -411,6 +426,18 @@ def versus_markdown(res: dict, command: str) -> str:
         lines.append(f"| `{row['name']}` | {val} | {pm(row['val_error_mean_std'])} | {dv} | {test} | "
                      f"{pm(row['test_error_mean_std'])} | {dt_} | "
                      f"{' / '.join(pct(v) for v in row['train_error_on_the_fly_last'])} |")
+    if any(v is not None for row in res["rows"] for v in row.get("rail_fractions_latest", {}).values()):
+        lines += ["", "Weights at either end of their range, % per layer (each run's latest weights, "
+                      "after the epoch in brackets; a real-valued run has no range):", "",
+                  "| configuration | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                  "|---|" + "---|" * len(seeds)]
+        for row in res["rows"]:
+            cells = []
+            for s in seeds:
+                rails = row["rail_fractions_latest"].get(s)
+                cells.append("-" if rails is None else
+                             " / ".join(f"{100 * f:.2f}" for f in rails) + f" ({row['epochs_latest'][s]})")
+            lines.append(f"| `{row['name']}` | " + " | ".join(cells) + " |")
     lines += ["", "Epoch by epoch (each configuration's errors in that epoch, not the best so far; "
                   "mean ± std over the seeds; the validation error's paired difference from the baseline):",
               "", "| epoch | configuration | validation error % | minus baseline | test error % | "

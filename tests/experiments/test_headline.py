@@ -307,6 +307,14 @@ def test_a_real_valued_configuration_is_advanced_and_compared(tmp_path, capsys):
     vs = json.loads((out / "versus-core-twin.json").read_text())
     assert vs["epoch"] == 2 and [r["name"] for r in vs["rows"]] == ["core", "twin"]
     assert (out / "versus-core-twin.png").stat().st_size > 1000 and len(vs["per_epoch"]) == 2
+    # the integer run's latest weights at the ends of their range, per layer; none for the twin
+    from neurochip.health import rail_fractions
+    net = load_checkpoint(str(state / "core" / "seed2.npz"), which="last")[0]
+    lo, hi = net.constants().w_range
+    expected = [float(((w == lo) | (w == hi)).mean()) for w in net.weights_q]
+    assert vs["rows"][0]["rail_fractions_latest"]["2"] == pytest.approx(expected)
+    assert rail_fractions(net.weights_q, (lo, hi)) == pytest.approx(expected)
+    assert vs["rows"][1]["rail_fractions_latest"] == {"0": None, "1": None, "2": None}
     twin = real_run.read_meta(str(state / "twin" / "seed0.npz"))["history"]
     b = min(range(2), key=lambda i: (twin[i]["val_error"], i))
     assert vs["rows"][1]["seeds"]["0"]["test_error"] == twin[b]["test_error"]
