@@ -126,14 +126,13 @@ def main(argv=None) -> int:
     except UserError as exc:
         fail(str(exc))
     dtype = {"float32": torch.float32, "float64": torch.float64}[a.dtype]
-    if os.path.exists(a.state):                 # before the data: a conflict fails at once
-        meta = read_meta(a.state)
-        check_resume(a, meta, schedule, a.state)
-
     try:
         lrs = tuple(float(v) for v in a.lrs.split(","))
     except ValueError:
         fail(f"--lrs must be comma-separated numbers, e.g. 0.1,0.04; got {a.lrs!r}")
+    if os.path.exists(a.state):                 # before the data: a conflict fails at once
+        meta = read_meta(a.state)
+        check_resume(a, meta, schedule, a.state)
     net = Network.from_preset(a.preset, arch=a.arch, seed=a.seed, lrs=lrs)
     model = RealModel.from_network(net, spiking=True, weights="float", dtype=dtype)
     ds = load_dataset(a.dataset, a.data_dir).subset(a.train_samples, a.test_samples)

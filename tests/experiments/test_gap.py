@@ -165,3 +165,10 @@ def test_real_run_bad_flags_are_one_line(tmp_path, capsys, bad, named):
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1 and named in err, err
     assert not (tmp_path / "s.npz").exists()
+    # the same with a state to resume: still the flag's own line (not a comparison's traceback)
+    assert real_run.main(argv + ["--until-epoch", "1"]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        real_run.main(argv + bad)
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and named in err, err
