@@ -133,26 +133,24 @@ def is_real_state(path: str) -> bool:
         return "meta" in z.files and "__meta__" not in z.files
 
 
-def training_of(path: str) -> dict | None:
-    """The checkpoint's training record (position, history, best), or None if there is none yet."""
+def run_of(path: str) -> tuple[dict | None, list[float] | None]:
+    """One read of the run at ``path``: its training record (position, history, best; None if
+    there is none yet) and, per layer, the fraction of its latest integer weights at either end
+    of their range (:func:`neurochip.health.rail_fractions`; None for a real-valued state)."""
     if not os.path.exists(path):
-        return None
+        return None, None
     if is_real_state(path):
         from .real_run import training_record
-        return training_record(path)
-    from neurochip.checkpoint import load_checkpoint
-    return load_checkpoint(path)[1]
-
-
-def rails_of(path: str) -> list[float] | None:
-    """Per layer, the fraction of the latest integer weights at either end of their range
-    (:func:`neurochip.health.rail_fractions`); None for a real-valued state (no range)."""
-    if is_real_state(path):
-        return None
+        return training_record(path), None
     from neurochip.checkpoint import load_checkpoint
     from neurochip.health import rail_fractions
-    net = load_checkpoint(path, which="last")[0]
-    return rail_fractions(net.weights_q, net.constants().w_range)
+    net, training = load_checkpoint(path, which="last")
+    return training, rail_fractions(net.weights_q, net.constants().w_range)
+
+
+def training_of(path: str) -> dict | None:
+    """The checkpoint's training record (position, history, best), or None if there is none yet."""
+    return run_of(path)[0]
 
 
 def epochs_done(path: str) -> int:
@@ -210,6 +208,10 @@ def start_from_parent(cfg: dict, seed: int, state: str, ck: str) -> None:
     """A continuing configuration's first step: the parent run's finished checkpoint becomes the
     seed's checkpoint (written atomically; the parent's folder is only read)."""
     parent = checkpoint_path(state, {"name": cfg["continues"]}, seed)
+    if os.path.exists(parent) and is_real_state(parent) != (cfg["model"] == "real"):
+        fail(f"{cfg['name']} seed {seed}: continues {cfg['continues']}, whose run {parent} is "
+             f"{'real-valued' if cfg['model'] == 'core' else 'an integer run'}; a run continues "
+             "only a run of its own model")
     t = training_of(parent)
     if t is None or int(t.get("epoch", 0)) < int(t.get("epochs") or 0) or t.get("batch"):
         fail(f"{cfg['name']} seed {seed}: continues {cfg['continues']}, whose run {parent} "
@@ -282,7 +284,7 @@ def collect(cfg: dict, state: str) -> dict:
     """Per seed: the per-epoch history, the best-on-validation record and its test error."""
     seeds = {}
     for seed in cfg["seeds"]:
-        t = training_of(checkpoint_path(state, cfg, seed))
+        t, rails = run_of(checkpoint_path(state, cfg, seed))
         if t is None:
             continue
         hist = [h for h in t.get("history", [])]
@@ -292,7 +294,7 @@ def collect(cfg: dict, state: str) -> dict:
             best_test = hist[best["epoch"] - 1].get("test_error")
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
                        "best_test_error": best_test, "train_seconds": t.get("train_seconds"),
-                       "rail_fractions": rails_of(checkpoint_path(state, cfg, seed))}
+                       "rail_fractions": rails}
     wall, machines = {}, []
     for name in cfg["lineage"]:          # a continued run's wall time includes every ancestor's pieces
         log_path = os.path.join(state, name, "log.json")

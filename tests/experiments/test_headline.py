@@ -323,6 +323,15 @@ def test_a_real_valued_configuration_is_advanced_and_compared(tmp_path, capsys):
         headline.main([str(real), "--state", str(state), "--publish", str(tmp_path / "models")])
     assert exc.value.code == 2 and "integer core" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()
+    # a real-valued configuration cannot continue an integer run: one line, nothing copied
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps({"name": "mixed", "model": "real", "continues": "core", "seeds": [0, 1, 2],
+                                 "flags": REAL_FLAGS[:-4] + ["--epochs", "3", "--lr-schedule", "cosine"]}))
+    with pytest.raises(SystemExit) as exc:
+        headline.main([str(mixed), "--state", str(state)])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and len(err.splitlines()) == 1 and "its own model" in err, err
+    assert not (state / "mixed" / "seed0.npz").exists()
 
 
 @pytest.mark.parametrize("extra, named", [({"model": "float"}, "'model'"),
