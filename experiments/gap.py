@@ -30,13 +30,12 @@ The configuration (JSON)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 
 from .common import driver_setup, fail, log, machine, read_config, write_report
-from .protocol import cached, canonical, mean_std, once, read_json, run_key, run_once
+from .protocol import cached, canonical, mean_std, run_once
 
 #: the flags of ``common`` that the real-valued run takes (the rest are integer-only or outputs)
 REAL_FLAGS = ("--preset", "--arch", "--lrs", "--dataset", "--data-dir", "--epochs", "--val-split",
@@ -65,44 +64,17 @@ def real_argv(cfg: dict, seed: int) -> list[str]:
     return out + ["--seed", str(seed)]
 
 
-def run_real(argv: list[str], cache: str, log, report_only: bool, wait: bool = True) -> dict | None:
-    """The real-valued run, from the cache if done, else trained by one process
-    (:func:`experiments.protocol.once`)."""
-    key = "real-" + run_key(argv)
-    if report_only:
-        return read_json(os.path.join(cache, key + ".json"))
-    return once(cache, key, lambda done: _train_real(argv, cache, key, done, log), wait)
-
-
-def _train_real(argv, cache, key, done, log) -> dict:
-    from . import real_run
-    log(f"  real-valued run {key}: {' '.join(argv)}")
-    t0 = time.perf_counter()
-    code = real_run.main(argv + ["--state", os.path.join(cache, key + ".npz"),
-                                 "--json", done + ".partial"])
-    if code != 0:
-        raise RuntimeError(f"experiments.real_run {' '.join(argv)} exited with {code}")
-    with open(done + ".partial") as fh:
-        r = json.load(fh)
-    r["argv"] = argv
-    r["wall_seconds_this_process"] = round(time.perf_counter() - t0, 2)
-    with open(done + ".tmp", "w") as fh:
-        json.dump(r, fh)
-    os.replace(done + ".tmp", done)
-    os.unlink(done + ".partial")
-    return r
-
-
 def run_gap(cfg: dict, cache: str, log, report_only: bool = False) -> dict:
     """Every arm and seed; two drivers on the same configuration share the runs (each run is
     trained by one; runs another process holds are taken last, waited for)."""
-    def integer(argv, wait):
-        return cached(argv, cache) if report_only else run_once(argv, cache, 50, log, wait=wait)
+    def one_run(argv, wait, model="core"):
+        return (cached(argv, cache, model) if report_only
+                else run_once(argv, cache, 50, log, wait=wait, model=model))
 
-    jobs = [(arm, seed, integer, canonical(list(cfg["common"]) + list(flags) + ["--seed", str(seed)]))
+    jobs = [(arm, seed, one_run, canonical(list(cfg["common"]) + list(flags) + ["--seed", str(seed)]))
             for arm, flags in cfg["arms"].items() for seed in cfg["seeds"]]
     if cfg.get("real"):
-        jobs += [(cfg["real"], seed, lambda argv, wait: run_real(argv, cache, log, report_only, wait),
+        jobs += [(cfg["real"], seed, lambda argv, wait: one_run(argv, wait, "real"),
                   real_argv(cfg, seed)) for seed in cfg["seeds"]]
     arms = {arm: {} for arm, _, _, _ in jobs}
     for wait in (False, True):

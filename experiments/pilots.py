@@ -21,6 +21,12 @@ The configuration (JSON)::
      "runs": {"c16k5-c32k3 T40/10 x0.5": ["--arch", "...", "--lrs", "..."], ...}}
 
 A pilot may replace a ``budget`` flag (e.g. ``--epochs 3`` for a schedule pilot).
+
+``"model": "real"`` makes every pilot the real-valued twin instead
+(:mod:`experiments.real_run`: ``reference/real.py``, float32; its flags, e.g.
+``--preset``, ``--lrs``, ``--dataset``, ``--train-samples``): the same images,
+split and order as the integer pilot with the same flags, so an arm of an
+integer-versus-real comparison gets its own rate the same way.
 """
 from __future__ import annotations
 
@@ -40,6 +46,18 @@ def load_config(path: str, data_root: str | None) -> dict:
              "validation split, never on the test set)")
     cfg.setdefault("title", cfg["name"])
     cfg.setdefault("common", [])
+    cfg.setdefault("model", "core")
+    if cfg["model"] not in ("core", "real"):
+        fail(f"{path}: 'model' must be \"core\" or \"real\", got {cfg['model']!r}")
+    if cfg["model"] == "real":
+        from .real_run import parser
+        known = {o for action in parser()._actions for o in action.option_strings}
+        for label in cfg["runs"]:
+            unknown = [f for f in pilot_argv(cfg, label) if f.startswith("--") and f not in known]
+            if unknown:
+                fail(f"{path}: pilot {label!r}: experiments.real_run takes no {', '.join(unknown)}")
+            if "--lrs" not in pilot_argv(cfg, label):
+                fail(f"{path}: pilot {label!r}: a real-valued pilot needs --lrs")
     return cfg
 
 
@@ -67,14 +85,16 @@ def run_pilots(cfg: dict, cache: str, checkpoint_every: int, log, report_only: b
         for label, argv in jobs.items():
             if label in res["runs"]:
                 continue
-            r = cached(argv, cache) if report_only else run_once(argv, cache, checkpoint_every, log, wait=wait)
+            r = (cached(argv, cache, cfg["model"]) if report_only
+                 else run_once(argv, cache, checkpoint_every, log, wait=wait, model=cfg["model"]))
             if r is None:
                 continue
             best = r.get("best") or {}
+            # a real-valued run has no learning-health record and counts no spikes
             res["runs"][label] = {
                 "argv": argv, "val_error": best.get("val_error"), "best_epoch": best.get("epoch"),
-                "history": r["history"], "stopped": r["learning_health"]["stopped"],
-                "spikes_per_sample": r["spikes_per_sample"], "updates": r["updates"],
+                "history": r["history"], "stopped": r.get("learning_health", {}).get("stopped", False),
+                "spikes_per_sample": r.get("spikes_per_sample"), "updates": r["updates"],
                 "train_seconds": r.get("train_seconds", r.get("seconds")),
                 "wall_seconds": r.get("wall_seconds_this_process")}
             log(f"{cfg['name']}: {label}: val {best.get('val_error', float('nan')):.2%}")
@@ -87,7 +107,10 @@ def markdown(res: dict, command: str) -> str:
     lines = [f"### {res['title']}", "", f"Command: `{command}`  ",
              f"Machine: {res['machine']}; date {time.strftime('%Y-%m-%d', time.gmtime())}.  ",
              f"Common flags: `{' '.join(cfg['common'])}`  ",
-             f"Budget: `{' '.join(cfg['budget'])}` (a pilot's own flags replace these)", "",
+             f"Budget: `{' '.join(cfg['budget'])}` (a pilot's own flags replace these)  ",
+             "Model: " + ("the real-valued twin (experiments.real_run: reference/real.py, "
+                          "binary spikes, float weights, no rounding)" if cfg["model"] == "real"
+                          else "the integer core (neurochip.run)"), "",
              "| pilot | own flags | validation error % (per epoch) | updates of the best weights | "
              "spikes / sample | train seconds |", "|---|---|---|---|---|---|"]
     for label in cfg["runs"]:
@@ -98,8 +121,9 @@ def markdown(res: dict, command: str) -> str:
             continue
         per_epoch = ", ".join(f"{100 * h['val_error']:.2f}" for h in r["history"] if "val_error" in h)
         mark = " †" if r["stopped"] else ""
+        spikes = "-" if r["spikes_per_sample"] is None else f"{r['spikes_per_sample']:,.0f}"
         lines.append(f"| {label} | `{own}` | **{100 * r['val_error']:.2f}**{mark} ({per_epoch}) | "
-                     f"{r['updates']} | {r['spikes_per_sample']:,.0f} | {r['train_seconds']:.0f} |")
+                     f"{r['updates']} | {spikes} | {r['train_seconds']:.0f} |")
     if res["missing_runs"]:
         lines += ["", f"**Partial: {res['missing_runs']} pilot(s) not finished.**"]
     return "\n".join(lines) + "\n"

@@ -117,15 +117,23 @@ def canonical(argv: list[str]) -> list[str]:
     return out
 
 
-def run_key(argv: list[str]) -> str:
-    return hashlib.sha256(json.dumps(argv).encode()).hexdigest()[:16]
+def run_key(argv: list[str], model: str = "core") -> str:
+    """The cache key of a run: a hash of its canonical flags, prefixed ``real-`` for the
+    real-valued twin (whose flags may equal an integer run's)."""
+    key = hashlib.sha256(json.dumps(argv).encode()).hexdigest()[:16]
+    return key if model == "core" else f"{model}-{key}"
 
 
 # --------------------------------------------------------------------- runs
-def run_once(argv: list[str], cache: str, checkpoint_every: int, log, wait: bool = True) -> dict | None:
-    """One run, from the cache if done, resumed from its checkpoint if started (:func:`once`)."""
-    key = run_key(argv)
-    return once(cache, key, lambda done: _train(argv, cache, key, done, checkpoint_every, log), wait)
+def run_once(argv: list[str], cache: str, checkpoint_every: int, log, wait: bool = True,
+             model: str = "core") -> dict | None:
+    """One run, from the cache if done, resumed from its checkpoint if started (:func:`once`).
+
+    ``model`` "core" trains ``neurochip.run ARGV``; "real" trains the real-valued twin,
+    ``experiments.real_run ARGV`` (its flags; resumed per finished epoch)."""
+    key = run_key(argv, model)
+    train = _train if model == "core" else _train_real
+    return once(cache, key, lambda done: train(argv, cache, key, done, checkpoint_every, log), wait)
 
 
 def once(cache: str, key: str, train, wait: bool = True) -> dict | None:
@@ -158,6 +166,11 @@ def _train(argv, cache, key, done, checkpoint_every, log) -> dict:
     code = run_cli(argv + extra)
     if code != 0:
         raise RuntimeError(f"neurochip.run {' '.join(argv)} exited with {code}")
+    return _finish(argv, done, out, t0)
+
+
+def _finish(argv, done, out, t0) -> dict:
+    """The finished run's JSON (``out``, written by the run) moved to the cache as ``done``."""
     with open(out) as fh:
         result = json.load(fh)
     result["argv"] = argv
@@ -168,6 +181,20 @@ def _train(argv, cache, key, done, checkpoint_every, log) -> dict:
     os.replace(tmp, done)
     os.unlink(out)
     return result
+
+
+def _train_real(argv, cache, key, done, checkpoint_every, log) -> dict:
+    """:func:`_train` for the real-valued twin: ``experiments.real_run`` keeps its own
+    per-epoch state (``checkpoint_every`` does not apply: it resumes at an epoch's end)."""
+    from .real_run import main as real_main
+    state = os.path.join(cache, key + ".npz")
+    out = os.path.join(cache, key + ".partial.json")
+    log(f"  real-valued run {key}{' (resumed)' if os.path.exists(state) else ''}: {' '.join(argv)}")
+    t0 = time.perf_counter()
+    code = real_main(argv + ["--state", state, "--json", out])
+    if code != 0:
+        raise RuntimeError(f"experiments.real_run {' '.join(argv)} exited with {code}")
+    return _finish(argv, done, out, t0)
 
 
 def summary(r: dict) -> dict:
@@ -193,9 +220,9 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return m, s
 
 
-def cached(argv: list[str], cache: str) -> dict | None:
+def cached(argv: list[str], cache: str, model: str = "core") -> dict | None:
     """A finished run's JSON from the cache, or None (never trains, never waits)."""
-    return read_json(os.path.join(cache, run_key(argv) + ".json"))
+    return read_json(os.path.join(cache, run_key(argv, model) + ".json"))
 
 
 def read_json(path: str) -> dict | None:
