@@ -133,24 +133,28 @@ def is_real_state(path: str) -> bool:
         return "meta" in z.files and "__meta__" not in z.files
 
 
-def run_of(path: str) -> tuple[dict | None, list[float] | None]:
-    """One read of the run at ``path``: its training record (position, history, best; None if
-    there is none yet) and, per layer, the fraction of its latest integer weights at either end
-    of their range (:func:`neurochip.health.rail_fractions`; None for a real-valued state)."""
+def training_of(path: str) -> dict | None:
+    """The checkpoint's training record (position, history, best), or None if there is none yet
+    (the driver polls this while a piece runs: it reads the record and nothing more)."""
     if not os.path.exists(path):
-        return None, None
+        return None
     if is_real_state(path):
         from .real_run import training_record
-        return training_record(path), None
+        return training_record(path)
+    from neurochip.checkpoint import load_checkpoint
+    return load_checkpoint(path)[1]
+
+
+def run_of(path: str) -> tuple[dict | None, list[float] | None]:
+    """One read of the run at ``path`` for a report: its training record (:func:`training_of`)
+    and, per layer, the fraction of its latest integer weights at either end of their range
+    (:func:`neurochip.health.rail_fractions`; None for a real-valued state or no run)."""
+    if not os.path.exists(path) or is_real_state(path):
+        return training_of(path), None
     from neurochip.checkpoint import load_checkpoint
     from neurochip.health import rail_fractions
     net, training = load_checkpoint(path, which="last")
     return training, rail_fractions(net.weights_q, net.constants().w_range)
-
-
-def training_of(path: str) -> dict | None:
-    """The checkpoint's training record (position, history, best), or None if there is none yet."""
-    return run_of(path)[0]
 
 
 def epochs_done(path: str) -> int:

@@ -53,10 +53,11 @@ def load_config(path: str, data_root: str | None) -> dict:
         from .real_run import parser
         known = {o for action in parser()._actions for o in action.option_strings}
         for label in cfg["runs"]:
-            unknown = [f for f in pilot_argv(cfg, label) if f.startswith("--") and f not in known]
+            argv = pilot_argv(cfg, label)
+            unknown = [f for f in argv if f.startswith("--") and f not in known]
             if unknown:
                 fail(f"{path}: pilot {label!r}: experiments.real_run takes no {', '.join(unknown)}")
-            if "--lrs" not in pilot_argv(cfg, label):
+            if "--lrs" not in argv:
                 fail(f"{path}: pilot {label!r}: a real-valued pilot needs --lrs")
     return cfg
 
