@@ -112,18 +112,19 @@ def markdown(res: dict, command: str) -> str:
              "Model: " + ("the real-valued twin (experiments.real_run: reference/real.py, "
                           "binary spikes, float weights, no rounding)" if cfg["model"] == "real"
                           else "the integer core (neurochip.run)"), "",
+             "† = learning stopped (the learning-health check, docs/results.md §6).", "",
              "| pilot | own flags | validation error % (per epoch) | updates of the best weights | "
              "spikes / sample | train seconds |", "|---|---|---|---|---|---|"]
     for label in cfg["runs"]:
         r = res["runs"].get(label)
-        own = " ".join(cfg["runs"][label])
+        own = f"`{' '.join(cfg['runs'][label])}`" if cfg["runs"][label] else "none"
         if r is None:
-            lines.append(f"| {label} | `{own}` | - | - | - | - |")
+            lines.append(f"| {label} | {own} | - | - | - | - |")
             continue
         per_epoch = ", ".join(f"{100 * h['val_error']:.2f}" for h in r["history"] if "val_error" in h)
         mark = " †" if r["stopped"] else ""
         spikes = "-" if r["spikes_per_sample"] is None else f"{r['spikes_per_sample']:,.0f}"
-        lines.append(f"| {label} | `{own}` | **{100 * r['val_error']:.2f}**{mark} ({per_epoch}) | "
+        lines.append(f"| {label} | {own} | **{100 * r['val_error']:.2f}**{mark} ({per_epoch}) | "
                      f"{r['updates']} | {spikes} | {r['train_seconds']:.0f} |")
     if res["missing_runs"]:
         lines += ["", f"**Partial: {res['missing_runs']} pilot(s) not finished.**"]

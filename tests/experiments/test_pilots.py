@@ -26,6 +26,7 @@ def test_pilots_table_and_cache(tmp_path, monkeypatch, capsys):
     md = (out / "tiny.md").read_text()
     for r in res["runs"].values():
         assert f"**{100 * r['val_error']:.2f}**" in md
+    assert "| T2 10 | none |" in md and "| T2 5, 2 epochs | `--t2 5 --epochs 2` |" in md
     from neurochip import run as run_mod
     monkeypatch.setattr(run_mod, "run", lambda *a, **k: pytest.fail("re-ran a cached pilot"))
     assert pilots.main([str(path), "--out", str(out), "--cache", str(cache)]) == 0
