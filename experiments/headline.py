@@ -653,7 +653,9 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default=None, metavar="S,S",
                    help="train only these seeds of each configuration now (a pilot on one seed "
                         "before the others), or compare only these (--versus); default: all")
-    p.add_argument("--threads", type=int, default=1, help="Numba threads of each piece (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="Numba threads of each piece (default 1); torch threads for a real-valued "
+                        "configuration, fixed by its state (float sums depend on the count)")
     p.add_argument("--report", default=None, metavar="OUT", help="train nothing: write the tables and "
                                                                   "curves to OUT")
     p.add_argument("--publish", default=None, metavar="DIR",

@@ -16,8 +16,8 @@ mantissa and shift).
 It resumes per epoch: ``--state PATH.npz`` holds the weights, the best weights
 and the history after every finished epoch (the real model draws no random
 numbers, so a resumed run equals an uninterrupted one).  A resumed run must
-have the state's network, rates, data, split, seed and dtype (a flag that
-disagrees is an error, as the CLI's ``--resume``); it may change the schedule
+have the state's network, rates, data, split, seed, dtype and torch thread
+count (a flag that disagrees is an error, as the CLI's ``--resume``); it may change the schedule
 and ``--epochs`` only where no finished epoch's rate factor changes.
 ``--until-epoch K`` stops after epoch K of the plan (the headline driver
 advances a run one epoch at a time with it).  ``--json`` writes the
@@ -37,9 +37,12 @@ import numpy as np
 from .common import fail
 
 
-#: the flags a resumed run must share with its state (the rest: outputs, threads, the schedule)
+#: the flags a resumed run must share with its state (the rest: outputs and the schedule).  The
+#: torch thread count is one of them: float32 sums split over threads round differently (fmnist-medium,
+#: ten minibatches: other weights at 2 threads than at 1), so a run resumed at another count would not
+#: be the uninterrupted run.
 RUN_FLAGS = ("preset", "arch", "lrs", "dataset", "val_split", "train_samples", "test_samples",
-             "seed", "dtype")
+             "seed", "dtype", "threads")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
 
 def check_resume(a, meta: dict, schedule, path: str) -> None:
     """One line (exit 2) if the state at ``path`` was trained with other network, rates, data,
-    split, seed or dtype flags, or if ``schedule`` over ``a.epochs`` epochs changes the rate
+    split, seed, dtype or thread-count flags, or if ``schedule`` over ``a.epochs`` epochs changes the rate
     factor of an epoch it has finished (its history records each epoch's factor)."""
     stored = parser().parse_args(meta["argv"])
     same = {"lrs": lambda v: tuple(float(x) for x in v.split(","))}

@@ -100,12 +100,12 @@ def test_real_run_until_epoch_stops_at_the_epochs_end(tmp_path, capsys):
 
 @pytest.mark.parametrize("change, named", [
     (["--lrs", "0.1,0.05"], "--lrs"), (["--seed", "1"], "--seed"), (["--val-split", "40"], "--val-split"),
-    (["--preset", "digits", "--dtype", "float64"], "--dtype"),
+    (["--preset", "digits", "--dtype", "float64"], "--dtype"), (["--threads", "2"], "--threads"),
     (["--lr-gamma", "0.25"], "--lr-schedule/--epochs"),
     (["--lr-schedule", "cosine", "--epochs", "3"], "--lr-schedule/--epochs"),
     (["--epochs", "1"], "--epochs 1")])
 def test_real_run_refuses_a_state_trained_otherwise(tmp_path, capsys, change, named):
-    """Resuming with another network, rates, data, split, seed or dtype, or a schedule that changes
+    """Resuming with another network, rates, data, split, seed, dtype or torch thread count, or a schedule that changes
     a finished epoch's rate factor: one line naming the flag, exit 2, the state unchanged."""
     base = {"--preset": "digits", "--dataset": "digits", "--lrs": "0.2,0.05", "--train-samples": "200",
             "--test-samples": "60", "--val-split": "50", "--seed": "0", "--epochs": "2",
