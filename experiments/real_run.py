@@ -63,7 +63,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-gamma", type=float, default=None)
     p.add_argument("--lr-min-factor", type=float, default=None)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1; a resumed run keeps its state's count)")
     p.add_argument("--state", required=True, help="per-epoch resumable state (.npz)")
     p.add_argument("--json", default=None)
     p.add_argument("--until-epoch", type=int, default=None, metavar="K",
