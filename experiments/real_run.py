@@ -17,8 +17,9 @@ It resumes per epoch: ``--state PATH.npz`` holds the weights, the best weights
 and the history after every finished epoch (the real model draws no random
 numbers, so a resumed run equals an uninterrupted one).  A resumed run must
 have the state's network, rates, data, split, seed, dtype and torch thread
-count (a flag that disagrees is an error, as the CLI's ``--resume``); it may change the schedule
-and ``--epochs`` only where no finished epoch's rate factor changes.
+count (a flag that disagrees is an error, as the CLI's ``--resume``); it may
+change the schedule and ``--epochs`` only where no finished epoch's rate
+factor changes.
 ``--until-epoch K`` stops after epoch K of the plan (the headline driver
 advances a run one epoch at a time with it).  ``--json`` writes the
 figures with the keys of ``neurochip.run --json`` that the tables read
@@ -74,8 +75,8 @@ def parser() -> argparse.ArgumentParser:
 
 def check_resume(a, meta: dict, schedule, path: str) -> None:
     """One line (exit 2) if the state at ``path`` was trained with other network, rates, data,
-    split, seed, dtype or thread-count flags, or if ``schedule`` over ``a.epochs`` epochs changes the rate
-    factor of an epoch it has finished (its history records each epoch's factor)."""
+    split, seed, dtype or thread-count flags, or if ``schedule`` over ``a.epochs`` epochs changes
+    the rate factor of an epoch it has finished (its history records each epoch's factor)."""
     stored = parser().parse_args(meta["argv"])
     same = {"lrs": lambda v: tuple(float(x) for x in v.split(","))}
     for name in RUN_FLAGS:

@@ -105,8 +105,9 @@ def test_real_run_until_epoch_stops_at_the_epochs_end(tmp_path, capsys):
     (["--lr-schedule", "cosine", "--epochs", "3"], "--lr-schedule/--epochs"),
     (["--epochs", "1"], "--epochs 1")])
 def test_real_run_refuses_a_state_trained_otherwise(tmp_path, capsys, change, named):
-    """Resuming with another network, rates, data, split, seed, dtype or torch thread count, or a schedule that changes
-    a finished epoch's rate factor: one line naming the flag, exit 2, the state unchanged."""
+    """Resuming with another network, rates, data, split, seed, dtype or torch thread count, or a
+    schedule that changes a finished epoch's rate factor: one line naming the flag, exit 2, the state
+    unchanged."""
     base = {"--preset": "digits", "--dataset": "digits", "--lrs": "0.2,0.05", "--train-samples": "200",
             "--test-samples": "60", "--val-split": "50", "--seed": "0", "--epochs": "2",
             "--lr-schedule": "step", "--lr-step-epochs": "1", "--lr-gamma": "0.5"}
