@@ -516,7 +516,8 @@ def figure_title(res: dict) -> str:
         weights = f"real-valued {flag_value(res['flags'], '--dtype', 'float32')} weights"
     else:
         weights = f"{flag_value(res['flags'], '--bits', str(Widths().weight_bits))}-bit weights"
-    return (f"{res['name']}: {weights}, {len(res['seeds'])} seeds "
+    n_seeds = len(res["seeds"])
+    return (f"{res['name']}: {weights}, {n_seeds} seed{'' if n_seeds == 1 else 's'} "
             f"(planned {res['total_epochs']} epochs)")
 
 

@@ -270,6 +270,8 @@ def test_figure_title_names_the_runs_weight_bits():
         "x: 16-bit weights, 3 seeds (planned 26 epochs)"
     # without --bits: the CLI's default width
     assert headline.figure_title({**res, "flags": ["--epochs", "26"]}).startswith("x: 8-bit weights,")
+    one_seed = {**res, "flags": ["--epochs", "26"], "seeds": {0: res["seeds"][0]}}
+    assert headline.figure_title(one_seed) == "x: 8-bit weights, 1 seed (planned 26 epochs)"
 
 
 REAL_FLAGS = ["--preset", "digits", "--dataset", "digits", "--lrs", "0.2,0.05", "--train-samples", "200",
