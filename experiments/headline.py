@@ -286,6 +286,7 @@ def _advance(cfg, seed, target, state, stop_at, threads, log, ck) -> str:
 # ------------------------------------------------------------------ report
 def collect(cfg: dict, state: str) -> dict:
     """Per seed: the per-epoch history, the best-on-validation record and its test error."""
+    from neurochip.health import activity_rise
     seeds = {}
     for seed in cfg["seeds"]:
         t, rails = run_of(checkpoint_path(state, cfg, seed))
@@ -296,9 +297,11 @@ def collect(cfg: dict, state: str) -> dict:
         best_test = None
         if best.get("epoch"):
             best_test = hist[best["epoch"] - 1].get("test_error")
+        rise = activity_rise(hist)
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
                        "best_test_error": best_test, "train_seconds": t.get("train_seconds"),
-                       "rail_fractions": rails}
+                       "rail_fractions": rails,
+                       "activity": None if rise is None else {**rise._asdict(), "ratios": rise.ratios}}
     wall, machines = {}, []
     for name in cfg["lineage"]:          # a continued run's wall time includes every ancestor's pieces
         log_path = os.path.join(state, name, "log.json")
@@ -475,6 +478,7 @@ def versus_figure(res: dict, path: str) -> None:
 
 
 def markdown(res: dict, command: str) -> str:
+    from neurochip.health import ACTIVITY_RISE_WARN
     lines = [f"### {res['title']}", "", f"Command: `{command}`  ",
              f"Flags: `{' '.join(res['flags'])}` (planned {res['total_epochs']} epochs)  ",
              f"Machines of the training pieces: {res['machine']}; "
@@ -501,6 +505,16 @@ def markdown(res: dict, command: str) -> str:
         m, sd = res["best_test_error_mean_std"]
         lines += ["", f"Best-on-validation so far, each seed at its own number of epochs: "
                       f"{100 * m:.2f} ± {100 * sd:.2f} %."]
+    active = {seed: s["activity"] for seed, s in res["seeds"].items() if s.get("activity")}
+    if active:
+        lines += ["", "Hidden activity: free-phase spikes per validation sample, per layer, at the "
+                      "best-on-validation epoch and at the latest (epochs that recorded it); the "
+                      f"health check names a layer above {ACTIVITY_RISE_WARN:g}x:", "",
+                  "| seed | best epoch: spikes | latest epoch: spikes | latest / best |", "|---|---|---|---|"]
+        for seed, a in active.items():
+            lines.append(f"| {seed} | {a['best_epoch']}: {' / '.join(f'{v:,.0f}' for v in a['best'])} | "
+                         f"{a['latest_epoch']}: {' / '.join(f'{v:,.0f}' for v in a['latest'])} | "
+                         f"{' / '.join(f'{r:.2f}' for r in a['ratios'])} |")
     done = [s["epochs"] for s in res["seeds"].values()]
     if not done or min(done) < res["total_epochs"]:
         lines += ["", f"**Partial: {min(done) if done else 0} of {res['total_epochs']} planned epochs "

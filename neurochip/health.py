@@ -5,9 +5,11 @@ output layer is silent (every output state 0, so every output trace 0) in
 *both* nudged phases, the nudge cannot move it, the feedback into the hidden
 layers is the same in both phases, every contrastive sum is exactly 0 and no
 weight ever changes again: learning has stopped for good, whatever the data.
-This module watches each update for that, and the weights for piling up at
-the ends of their range, and reports it (``--json`` ``learning_health``, one
-warning line on stderr, a line in the summary).
+This module watches each update for that, the weights for piling up at the
+ends of their range, and the hidden activity for running away (a layer firing
+several times as often on the validation images as at the best-on-validation
+epoch: learning goes on but the fit gets worse), and reports it (``--json``
+``learning_health``, one warning line on stderr, a line in the summary).
 
 A :class:`HealthMonitor` is fed one :class:`Observation` per update
 (:func:`observe_step` builds it from the trainer's traces and contrastive
@@ -17,6 +19,7 @@ exactly what an uninterrupted one would.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,6 +33,11 @@ STALL_WINDOW = 20
 STALL_SHARE = 0.75
 #: a layer whose share of weights at either end of the range exceeds this is reported
 RAIL_FRACTION_WARN = 0.05
+#: a layer whose free-phase spikes per validation sample, at the latest epoch, exceed this
+#: multiple of those at the best-on-validation epoch is reported (a runaway of hidden activity:
+#: one fmnist-large seed went from 4,202 to 15,250 in its second conv layer as its validation
+#: error rose from 11.4 to 13.9 %, docs/results.md §9.10)
+ACTIVITY_RISE_WARN = 2.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,40 @@ def rail_fractions(weights_q, w_range: tuple[int, int]) -> list[float]:
     """
     lo, hi = w_range
     return [float(np.count_nonzero((w == lo) | (w == hi))) / max(w.size, 1) for w in weights_q]
+
+
+class ActivityRise(NamedTuple):
+    """Hidden activity at the latest epoch against the best-on-validation epoch.
+
+    ``best_epoch`` / ``latest_epoch``: 1-based epochs; ``best`` / ``latest``: per layer
+    1..L, free-phase spikes per validation sample (the history's ``val_spikes_per_sample``).
+    """
+
+    best_epoch: int
+    latest_epoch: int
+    best: list
+    latest: list
+
+    @property
+    def ratios(self) -> list[float]:
+        """Per layer, ``latest / max(best, 1)`` (a layer silent at its best counts as one spike)."""
+        return [float(lat) / max(float(b), 1.0) for b, lat in zip(self.best, self.latest)]
+
+
+def activity_rise(history: list[dict]) -> ActivityRise | None:
+    """The :class:`ActivityRise` of a run's per-epoch ``history`` (:func:`neurochip.trainer.fit`).
+
+    The best epoch is the first with the lowest ``val_error``, as the best-on-validation
+    weights are kept; only epochs that recorded ``val_spikes_per_sample`` count.  None when
+    none did (no validation split, or epochs recorded before the key existed).
+    """
+    recs = [h for h in history if "val_spikes_per_sample" in h and "val_error" in h]
+    if not recs:
+        return None
+    best = min(recs, key=lambda h: h["val_error"])          # min keeps the first of equals
+    latest = recs[-1]
+    return ActivityRise(int(best["epoch"]), int(latest["epoch"]),
+                        list(best["val_spikes_per_sample"]), list(latest["val_spikes_per_sample"]))
 
 
 @dataclass
@@ -121,11 +163,12 @@ class HealthMonitor:
         return (len(recent) >= self.window and recent.endswith("1")
                 and recent.count("1") >= STALL_SHARE * self.window)
 
-    def report(self, rails: list[float] | None = None) -> dict:
+    def report(self, rails: list[float] | None = None, activity: ActivityRise | None = None) -> dict:
         """The ``learning_health`` record: ``stopped``, ``reasons`` and the counters.
 
         ``rails``: per-layer fractions of weights at the range ends
-        (:func:`rail_fractions`), or None when not measured.
+        (:func:`rail_fractions`), or None when not measured; ``activity``: the hidden
+        activity's rise (:func:`activity_rise`), or None when not measured.
         """
         c = self.counters
         n = c["updates"]
@@ -142,11 +185,19 @@ class HealthMonitor:
         for l, frac in enumerate(rails or [], start=1):
             if frac > RAIL_FRACTION_WARN:
                 reasons.append(f"layer {l}: {frac:.1%} of weights at the rails")
+        for l, rise in enumerate(activity.ratios if activity else [], start=1):
+            if rise > ACTIVITY_RISE_WARN:
+                reasons.append(f"layer {l}: {rise:.1f}x the free-phase spikes per validation sample "
+                               f"at epoch {activity.latest_epoch} ({activity.latest[l - 1]:,.0f}) as at "
+                               f"the best epoch {activity.best_epoch} ({activity.best[l - 1]:,.0f})")
         return {"stopped": self.stopped(), "reasons": reasons,
                 "stopped_since_update": c["first_stalled"] if self.stopped() else None,
                 "window_updates": self.window, "stall_share": STALL_SHARE, "counters": dict(c),
                 "rail_fractions": [round(f, 6) for f in rails] if rails is not None else None,
-                "rail_fraction_warn": RAIL_FRACTION_WARN}
+                "rail_fraction_warn": RAIL_FRACTION_WARN,
+                "activity": None if activity is None else {
+                    **activity._asdict(), "ratios": [round(r, 6) for r in activity.ratios]},
+                "activity_rise_warn": ACTIVITY_RISE_WARN}
 
 
 def warning_line(report: dict) -> str | None:

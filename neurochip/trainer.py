@@ -13,7 +13,7 @@ import numpy as np
 
 from . import learning
 from .backend import Backend, NumbaBackend, backend_names, layer_traces, make_backend  # noqa: F401
-from .kinds import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, N_COUNTS, PHASES
+from .kinds import COUNT_NAMES, K_SAT_DEC, K_SAT_INPUT, K_SAT_PSI, K_SPIKES, N_COUNTS, PHASES
 from .network import Network
 
 
@@ -46,6 +46,12 @@ class Tally:
 
     def total_saturations(self) -> int:
         return int(sum(self.saturations().values()))
+
+    def free_spikes_per_sample(self) -> list[float]:
+        """Per layer 1..L, the free-phase spikes per sample (every sample counted: trained and
+        evaluated ones alike run the free phase), summed over its ``T1`` steps; 0.0 with no sample."""
+        n = max(self.samples_train + self.samples_eval, 1)
+        return [float(v) / n for v in self.counts[0, 1:, K_SPIKES]]
 
     def state_dict(self) -> dict:
         """Everything, as JSON-ready lists (a checkpoint's ``training["tally"]``)."""
@@ -299,9 +305,10 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
         (validation and test images never).
 
     Each history record holds ``epoch`` (1-based), ``train_error_on_the_fly``,
-    ``train_loss``, with ``validation``: ``val_error``, ``val_loss``, with ``test``:
-    ``test_error``, ``test_loss``, and
-    ``seconds``.  Returns the final state (``stopped`` when a callback stopped it).
+    ``train_loss``, with ``validation``: ``val_error``, ``val_loss`` and
+    ``val_spikes_per_sample`` (per layer 1..L, free-phase spikes per validation
+    sample: the hidden activity :mod:`neurochip.health` watches), with ``test``:
+    ``test_error``, ``test_loss``, and ``seconds``.  Returns the final state (``stopped`` when a callback stopped it).
     """
     import time
     clock = clock or time.perf_counter
@@ -339,8 +346,10 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
             if lr_schedule is not None:
                 record["lr_factor"] = factor
             if validation is not None:
+                val_tally = Tally.zeros(net.arch.n_layers)
                 record["val_error"], record["val_loss"] = evaluate(backend, net, validation[0],
-                                                                   validation[1])
+                                                                   validation[1], tally=val_tally)
+                record["val_spikes_per_sample"] = val_tally.free_spikes_per_sample()
             if test is not None:
                 record["test_error"], record["test_loss"] = evaluate(backend, net, test[0], test[1])
             record["seconds"] = round(clock() - t_epoch, 3)

@@ -41,7 +41,7 @@ from ..errors import CheckpointError, UserError  # noqa: E402
 from . import outputs, validation  # noqa: E402
 from .parser import build_parser  # noqa: E402
 from .validation import check_headroom  # noqa: E402,F401
-from ..health import HealthCallback, HealthMonitor, rail_fractions, warning_line  # noqa: E402
+from ..health import HealthCallback, HealthMonitor, activity_rise, rail_fractions, warning_line  # noqa: E402
 from ..validation_split import BestOnValidation, BestTracker  # noqa: E402
 
 EXIT_USAGE = 2
@@ -324,7 +324,8 @@ def _run(argv, t0: float, opened: list) -> int:
             _STATUS.update(checkpoint=path, updates=net.updates)
         raise
 
-    health_report = health.report(rail_fractions(net.weights_q, net.constants().w_range))
+    health_report = health.report(rail_fractions(net.weights_q, net.constants().w_range),
+                                  activity_rise(history))
     warning = warning_line(health_report)
     if warning:
         print(warning, file=sys.stderr)

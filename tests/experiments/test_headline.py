@@ -61,7 +61,14 @@ def test_pieces_equal_the_uninterrupted_run(config, tmp_path, capsys):
     eq = res["equal_epochs"]
     assert eq["epoch"] == 3 and {s: v["test_error"] for s, v in eq["seeds"].items()} == \
         {s: v["best_test_error"] for s, v in res["seeds"].items()}
-    assert "Partial" not in (out / "tiny.md").read_text()
+    md = (out / "tiny.md").read_text()
+    assert "Partial" not in md
+    # the hidden activity of each seed: its best-on-validation epoch against the latest
+    for s in res["seeds"].values():
+        a = s["activity"]
+        assert (a["best_epoch"], a["latest_epoch"]) == (s["best"]["epoch"], 3)
+        assert a["latest"] == s["history"][2]["val_spikes_per_sample"] and len(a["ratios"]) == 2
+    assert "Hidden activity: free-phase spikes per validation sample" in md
     # publishing: the best seed on validation, re-evaluated by --load to the recorded figure
     models = tmp_path / "models"
     assert headline.main([config, "--state", str(state), "--publish", str(models)]) == 0

@@ -114,3 +114,37 @@ def test_a_healthy_network_is_not_reported():
         step = train_step(backend, net, x[20 * i:20 * (i + 1)], ds.train_y[20 * i:20 * (i + 1)])
         mon.observe(health.observe_step(step.traces, step.grads))
     assert mon.state()["stalled"] == 0 and not mon.report()["stopped"]
+
+
+def _epoch(epoch, val_error, spikes=None):
+    rec = {"epoch": epoch, "train_error_on_the_fly": 0.5, "val_error": val_error}
+    if spikes is not None:
+        rec["val_spikes_per_sample"] = spikes
+    return rec
+
+
+def test_activity_rise_compares_the_latest_epoch_with_the_first_best():
+    assert health.activity_rise([]) is None
+    assert health.activity_rise([_epoch(1, 0.2), _epoch(2, 0.1)]) is None     # recorded before the key
+    hist = [_epoch(1, 0.05),                        # no spikes recorded: not a candidate
+            _epoch(2, 0.20, [100.0, 0.0]), _epoch(3, 0.10, [300.0, 0.5]),
+            _epoch(4, 0.10, [900.0, 0.2]), _epoch(5, 0.30, [650.0, 2.5])]
+    rise = health.activity_rise(hist)
+    assert rise == health.ActivityRise(3, 5, [300.0, 0.5], [650.0, 2.5])
+    assert rise.ratios == [650.0 / 300.0, 2.5]       # a layer below one spike at its best: over 1
+    assert health.activity_rise(hist[:3]).ratios == [1.0, 0.5]     # latest = best
+
+
+def test_report_names_a_layer_whose_activity_ran_away():
+    mon = health.HealthMonitor()
+    calm = health.ActivityRise(22, 26, [47305.0, 4202.0], [65822.0, 8404.0])      # 1.39x, 2.0x
+    rep = mon.report(activity=calm)
+    assert rep["reasons"] == [] and not rep["stopped"]
+    assert rep["activity"] == {"best_epoch": 22, "latest_epoch": 26, "best": [47305.0, 4202.0],
+                               "latest": [65822.0, 8404.0], "ratios": [round(65822 / 47305, 6), 2.0]}
+    runaway = calm._replace(latest=[65822.0, 15250.0])                            # 3.63x
+    rep = mon.report(activity=runaway)
+    assert rep["reasons"] == ["layer 2: 3.6x the free-phase spikes per validation sample at epoch "
+                              "26 (15,250) as at the best epoch 22 (4,202)"]
+    assert health.warning_line(rep).startswith("warning: learning health: layer 2: 3.6x")
+    assert mon.report()["activity"] is None

@@ -9,6 +9,7 @@ import pytest
 from neurochip import trainer
 from neurochip.backend import make_backend
 from neurochip.data import load_digits
+from neurochip.kinds import K_SPIKES
 from neurochip.network import Network, get_preset
 
 
@@ -190,3 +191,29 @@ def test_evaluate_confusion_adds_to_what_is_there_and_leaves_the_figures():
     np.testing.assert_array_equal(confusion.sum(axis=1), np.bincount(yt, minlength=10))
     trainer.evaluate(be, net, xt, yt, confusion=confusion)
     assert confusion.sum() == 2 * len(yt)
+
+
+def test_tally_free_spikes_per_sample_counts_the_free_phase_of_every_sample():
+    tally = trainer.Tally.zeros(2)
+    tally.counts[0, :, K_SPIKES] = [900, 40, 6]     # input layer, layer 1, layer 2
+    tally.counts[1:, :, K_SPIKES] = 1000            # nudged phases: not the free phase
+    tally.counts[0, :, K_SPIKES + 1] = 77           # another count: not spikes
+    assert trainer.Tally.zeros(2).free_spikes_per_sample() == [0.0, 0.0]
+    tally.samples_train, tally.samples_eval = 3, 1
+    assert tally.free_spikes_per_sample() == [10.0, 1.5]
+
+
+def test_fit_records_the_free_phase_spikes_per_validation_sample():
+    net, x, y, xt, yt = _setup()
+    ref = net.copy()
+    st = trainer.fit(make_backend(net), net, x[:40], y[:40], 1, validation=(x[40:], y[40:]))
+    rec = st.history[0]
+    assert set(rec) == {"epoch", "train_error_on_the_fly", "train_loss", "val_error", "val_loss",
+                        "val_spikes_per_sample", "seconds"}
+    be = make_backend(ref)
+    trainer.train_epoch(be, ref, x[:40], y[:40], 0)
+    counted = trainer.Tally.zeros(ref.arch.n_layers)
+    assert trainer.evaluate(be, ref, x[40:], y[40:], tally=counted)[0] == rec["val_error"]
+    want = [float(c) / 20 for c in counted.counts[0, 1:, K_SPIKES]]
+    assert rec["val_spikes_per_sample"] == want and len(want) == ref.arch.n_layers
+    assert sum(want) > 0

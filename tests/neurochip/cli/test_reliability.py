@@ -141,6 +141,11 @@ def test_resume_from_every_kind_of_position_is_exact(tmp_path, monkeypatch, caps
         best_epoch = ref["best"]["epoch"]
         vals = [h["val_error"] for h in ref["history"]]
         assert vals[best_epoch - 1] == min(vals) and best_epoch == vals.index(min(vals)) + 1
+        # the hidden activity is watched from the same history: best epoch against the latest
+        activity = ref["learning_health"]["activity"]
+        assert (activity["best_epoch"], activity["latest_epoch"]) == (best_epoch, 2)
+        assert activity["latest"] == ref["history"][1]["val_spikes_per_sample"]
+        assert len(activity["ratios"]) == len(ref["history"][0]["val_spikes_per_sample"]) >= 2
         # --load evaluates the best-on-validation weights: the reported test error exactly
         out = tmp_path / "load.json"
         assert main(["--load", str(tmp_path / "ck.npz"), "--test-samples", "20", "--json", str(out),
