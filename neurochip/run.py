@@ -32,9 +32,11 @@ Reliability contract (tests/neurochip/cli/test_errors.py, tests/neurochip/cli/te
   rate factor (e.g. 20 constant epochs continued as ``--lr-schedule step
   --lr-step-epochs 20``): the result is the longer plan's uninterrupted run.
 * Learning health: a run whose learning stopped (output layer silent in both
-  nudged phases, every contrastive sum 0) or whose weights pile up at the range
-  ends says so in one stderr warning line, the summary and ``--json``
-  ``learning_health`` (:mod:`neurochip.health`).
+  nudged phases, every contrastive sum 0), whose weights pile up at the range
+  ends, or whose hidden activity ran away (a layer above twice the free-phase
+  spikes per validation sample of its best-on-validation epoch) says so in one
+  stderr warning line, the summary and ``--json`` ``learning_health``
+  (:mod:`neurochip.health`).
 * ``--debug`` or ``NEUROCHIP_DEBUG=1``: every register is checked against its
   declared width after each batch and update (:mod:`neurochip.debug`).
 * ``seconds`` in the JSON is the wall time of the whole command, from the
