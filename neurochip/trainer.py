@@ -308,7 +308,8 @@ def fit(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, epochs: int
     ``train_loss``, with ``validation``: ``val_error``, ``val_loss`` and
     ``val_spikes_per_sample`` (per layer 1..L, free-phase spikes per validation
     sample: the hidden activity :mod:`neurochip.health` watches), with ``test``:
-    ``test_error``, ``test_loss``, and ``seconds``.  Returns the final state (``stopped`` when a callback stopped it).
+    ``test_error``, ``test_loss``, and ``seconds``.  Returns the final state
+    (``stopped`` when a callback stopped it).
     """
     import time
     clock = clock or time.perf_counter
