@@ -301,7 +301,7 @@ def collect(cfg: dict, state: str) -> dict:
         seeds[seed] = {"epochs": int(t.get("epoch", 0)), "history": hist, "best": best,
                        "best_test_error": best_test, "train_seconds": t.get("train_seconds"),
                        "rail_fractions": rails,
-                       "activity": None if rise is None else {**rise._asdict(), "ratios": rise.ratios}}
+                       "activity": None if rise is None else rise.as_dict()}
     wall, machines = {}, []
     for name in cfg["lineage"]:          # a continued run's wall time includes every ancestor's pieces
         log_path = os.path.join(state, name, "log.json")

@@ -97,6 +97,10 @@ class ActivityRise(NamedTuple):
         """Per layer, ``latest / max(best, 1)`` (a layer silent at its best counts as one spike)."""
         return [float(lat) / max(float(b), 1.0) for b, lat in zip(self.best, self.latest)]
 
+    def as_dict(self) -> dict:
+        """JSON-ready: the four fields and the ratios (rounded to 6 places)."""
+        return {**self._asdict(), "ratios": [round(r, 6) for r in self.ratios]}
+
 
 def activity_rise(history: list[dict]) -> ActivityRise | None:
     """The :class:`ActivityRise` of a run's per-epoch ``history`` (:func:`neurochip.trainer.fit`).
@@ -196,8 +200,7 @@ class HealthMonitor:
                 "window_updates": self.window, "stall_share": STALL_SHARE, "counters": dict(c),
                 "rail_fractions": [round(f, 6) for f in rails] if rails is not None else None,
                 "rail_fraction_warn": RAIL_FRACTION_WARN,
-                "activity": None if activity is None else {
-                    **activity._asdict(), "ratios": [round(r, 6) for r in activity.ratios]},
+                "activity": None if activity is None else activity.as_dict(),
                 "activity_rise_warn": ACTIVITY_RISE_WARN}
 
 
