@@ -373,6 +373,8 @@ def versus(results: list[dict], only: set[int] | None = None) -> dict:
                                                for s in seeds],
                # weights held at the range's ends (latest weights, whatever epoch each run is at)
                "rail_fractions_latest": {s: r["seeds"][s].get("rail_fractions") for s in seeds},
+               # hidden activity, latest epoch against the best-on-validation one (whole run)
+               "activity_latest": {s: r["seeds"][s].get("activity") for s in seeds},
                "epochs_latest": {s: r["seeds"][s]["epochs"] for s in seeds}}
         for key in ("val_error", "test_error"):
             row[key + "_mean_std"] = mean_std([eq["seeds"][s][key] for s in seeds])
@@ -447,6 +449,14 @@ def versus_markdown(res: dict, command: str) -> str:
                 cells.append("-" if rails is None else
                              " / ".join(f"{100 * f:.2f}" for f in rails) + f" ({row['epochs_latest'][s]})")
             lines.append(f"| `{row['name']}` | " + " | ".join(cells) + " |")
+    if any(a is not None for row in res["rows"] for a in row.get("activity_latest", {}).values()):
+        lines += ["", "Hidden activity, latest / best-on-validation epoch, per layer (each run's whole "
+                      "history; \"-\" where not measured):", "",
+                  "| configuration | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                  "|---|" + "---|" * len(seeds)]
+        for row in res["rows"]:
+            lines.append(f"| `{row['name']}` | " + " | ".join(
+                activity_cell(row["activity_latest"].get(s)) for s in seeds) + " |")
     lines += ["", "Epoch by epoch (each configuration's errors in that epoch, not the best so far; "
                   "mean ± std over the seeds; the validation error's paired difference from the baseline):",
               "", "| epoch | configuration | validation error % | minus baseline | test error % | "
@@ -457,6 +467,14 @@ def versus_markdown(res: dict, command: str) -> str:
             lines.append(f"| {at['epoch']} | `{name}` | {pm(row['val_error_mean_std'])} | {dv} | "
                          f"{pm(row['test_error_mean_std'])} | {pm(row['train_error_on_the_fly_mean_std'])} |")
     return "\n".join(lines) + "\n"
+
+
+def activity_cell(a: dict | None) -> str:
+    """One seed's activity rise (:meth:`neurochip.health.ActivityRise.as_dict`) as
+    ``ratios (latest epoch vs best epoch)``, "-" when not measured."""
+    if a is None:
+        return "-"
+    return f"{' / '.join(f'{r:.2f}' for r in a['ratios'])} ({a['latest_epoch']} vs {a['best_epoch']})"
 
 
 def versus_figure(res: dict, path: str) -> None:
@@ -505,13 +523,19 @@ def markdown(res: dict, command: str) -> str:
         m, sd = res["best_test_error_mean_std"]
         lines += ["", f"Best-on-validation so far, each seed at its own number of epochs: "
                       f"{100 * m:.2f} ± {100 * sd:.2f} %."]
-    active = {seed: s["activity"] for seed, s in res["seeds"].items() if s.get("activity")}
-    if active:
+    recorded = {seed: s for seed, s in res["seeds"].items()
+                if any("val_spikes_per_sample" in h for h in s["history"])}
+    if recorded:
         lines += ["", "Hidden activity: free-phase spikes per validation sample, per layer, at the "
-                      "best-on-validation epoch and at the latest (epochs that recorded it); the "
-                      f"health check names a layer above {ACTIVITY_RISE_WARN:g}x:", "",
+                      "best-on-validation epoch and at the latest; the health check names a layer "
+                      f"above {ACTIVITY_RISE_WARN:g}x:", "",
                   "| seed | best epoch: spikes | latest epoch: spikes | latest / best |", "|---|---|---|---|"]
-        for seed, a in active.items():
+        for seed, s in recorded.items():
+            a = s.get("activity")
+            if a is None:             # trained before the count existed: no honest baseline
+                lines.append(f"| {seed} | {s['best'].get('epoch', '-')}: not recorded (trained before "
+                             "the count existed) | - | not measured |")
+                continue
             lines.append(f"| {seed} | {a['best_epoch']}: {' / '.join(f'{v:,.0f}' for v in a['best'])} | "
                          f"{a['latest_epoch']}: {' / '.join(f'{v:,.0f}' for v in a['latest'])} | "
                          f"{' / '.join(f'{r:.2f}' for r in a['ratios'])} |")

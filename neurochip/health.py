@@ -106,14 +106,18 @@ def activity_rise(history: list[dict]) -> ActivityRise | None:
     """The :class:`ActivityRise` of a run's per-epoch ``history`` (:func:`neurochip.trainer.fit`).
 
     The best epoch is the first with the lowest ``val_error``, as the best-on-validation
-    weights are kept; only epochs that recorded ``val_spikes_per_sample`` count.  None when
-    none did (no validation split, or epochs recorded before the key existed).
+    weights are kept.  None when it or the latest epoch did not record
+    ``val_spikes_per_sample`` (no validation split, or a run resumed from epochs trained
+    before the key existed): a later, recorded epoch would be a false baseline, and a
+    runaway that began before it would read as steady.
     """
-    recs = [h for h in history if "val_spikes_per_sample" in h and "val_error" in h]
-    if not recs:
+    scored = [h for h in history if "val_error" in h]
+    if not scored:
         return None
-    best = min(recs, key=lambda h: h["val_error"])          # min keeps the first of equals
-    latest = recs[-1]
+    best = min(scored, key=lambda h: h["val_error"])        # min keeps the first of equals
+    latest = scored[-1]
+    if "val_spikes_per_sample" not in best or "val_spikes_per_sample" not in latest:
+        return None
     return ActivityRise(int(best["epoch"]), int(latest["epoch"]),
                         list(best["val_spikes_per_sample"]), list(latest["val_spikes_per_sample"]))
 

@@ -232,6 +232,32 @@ def test_versus_pairs_the_seeds_at_the_last_epoch_every_run_has():
         headline.versus_markdown(res, "cmd")
 
 
+def _activity(best_epoch, latest_epoch, best, latest):
+    from neurochip.health import ActivityRise
+    return ActivityRise(best_epoch, latest_epoch, best, latest).as_dict()
+
+
+def test_the_reports_show_the_hidden_activity_or_say_it_was_not_measured():
+    steady, old = _seed([0.3, 0.2, 0.25], [0.3, 0.2, 0.3]), _seed([0.1, 0.2, 0.3], [0.1, 0.2, 0.3])
+    for i, h in enumerate(steady["history"]):
+        h["val_spikes_per_sample"] = [1000.0 * (i + 1), 10.0]
+    old["history"][2]["val_spikes_per_sample"] = [9000.0, 50.0]     # the best (epoch 1) predates it
+    steady.update(best={"epoch": 2}, best_test_error=0.2, activity=_activity(2, 3, [2000.0, 10.0],
+                                                                             [3000.0, 10.0]))
+    old.update(best={"epoch": 1}, best_test_error=0.1, activity=None)
+    res = {"title": "t", "flags": [], "total_epochs": 3, "machine": "m", "wall_seconds": {},
+           "seeds": {0: steady, 1: old}}
+    md = headline.markdown(res, "cmd")
+    assert "| 0 | 2: 2,000 / 10 | 3: 3,000 / 10 | 1.50 / 1.00 |" in md
+    assert "| 1 | 1: not recorded (trained before the count existed) | - | not measured |" in md
+    other = {"name": "b", "title": "b", "flags": [], "seeds": {0: steady, 1: old}}
+    text = headline.versus_markdown(headline.versus([{**other, "name": "a"}, other]), "cmd")
+    assert "| `b` | 1.50 / 1.00 (3 vs 2) | - |" in text
+    # no seed measured: no activity table at all
+    bare = {"name": "c", "title": "c", "flags": [], "seeds": {0: _seed([0.1], [0.1])}}
+    assert "Hidden activity" not in headline.versus_markdown(headline.versus([bare, bare]), "cmd")
+
+
 def test_versus_needs_a_seed_in_common(tmp_path):
     a = {"name": "a", "title": "a", "flags": [], "seeds": {0: _seed([0.3], [0.3])}}
     b = {"name": "b", "title": "b", "flags": [], "seeds": {1: _seed([0.3], [0.3])}}

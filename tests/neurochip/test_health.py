@@ -126,13 +126,22 @@ def _epoch(epoch, val_error, spikes=None):
 def test_activity_rise_compares_the_latest_epoch_with_the_first_best():
     assert health.activity_rise([]) is None
     assert health.activity_rise([_epoch(1, 0.2), _epoch(2, 0.1)]) is None     # recorded before the key
-    hist = [_epoch(1, 0.05),                        # no spikes recorded: not a candidate
+    hist = [_epoch(1, 0.15),                        # no spikes recorded, not the best: ignored
             _epoch(2, 0.20, [100.0, 0.0]), _epoch(3, 0.10, [300.0, 0.5]),
             _epoch(4, 0.10, [900.0, 0.2]), _epoch(5, 0.30, [650.0, 2.5])]
     rise = health.activity_rise(hist)
     assert rise == health.ActivityRise(3, 5, [300.0, 0.5], [650.0, 2.5])
     assert rise.ratios == [650.0 / 300.0, 2.5]       # a layer below one spike at its best: over 1
     assert health.activity_rise(hist[:3]).ratios == [1.0, 0.5]     # latest = best
+
+
+def test_activity_rise_is_not_measured_against_a_later_baseline():
+    # the best epoch predates the record (a run resumed across the key's arrival): comparing
+    # the latest with the best *recorded* epoch would hide a runaway that began before it
+    hist = [_epoch(1, 0.05), _epoch(2, 0.20, [100.0, 0.0]), _epoch(3, 0.30, [900.0, 2.5])]
+    assert health.activity_rise(hist) is None
+    # nor when the latest epoch has none (the record cannot be older than the latest epoch)
+    assert health.activity_rise([_epoch(1, 0.05, [1.0, 1.0]), _epoch(2, 0.2)]) is None
 
 
 def test_report_names_a_layer_whose_activity_ran_away():
