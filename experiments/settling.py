@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 
 import numpy as np
 
-from .common import data_dir, fail, log, machine, write_json
+from .common import data_dir, fail, log, machine
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -60,6 +61,12 @@ def weight_sums(net, t2: int, batches: list[tuple[np.ndarray, np.ndarray]]) -> l
     return total
 
 
+def norm_ratio(a: np.ndarray, ref: np.ndarray) -> float | None:
+    """``|a| / |ref|`` (float64); None when ``ref`` is all zero."""
+    n_ref = np.linalg.norm(ref.astype(np.float64))
+    return float(np.linalg.norm(a.astype(np.float64)) / n_ref) if n_ref else None
+
+
 def settling(net, t2s: list[int], reference_t2: int,
              batches: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     """``{"reference_t2", "t2": {t2: {"cosine": [per layer], "norm_ratio": [per layer]}}}``."""
@@ -67,11 +74,9 @@ def settling(net, t2s: list[int], reference_t2: int,
     out = {"reference_t2": reference_t2, "t2": {}}
     for t2 in t2s:
         g = weight_sums(net, t2, batches)
-        out["t2"][t2] = {
-            "cosine": [round(cosine(a, r), 6) for a, r in zip(g, ref)],
-            "norm_ratio": [round(float(np.linalg.norm(a.astype(np.float64))
-                                       / max(np.linalg.norm(r.astype(np.float64)), 1e-300)), 6)
-                           for a, r in zip(g, ref)]}
+        ratios = [norm_ratio(a, r) for a, r in zip(g, ref)]
+        out["t2"][t2] = {"cosine": [round(cosine(a, r), 6) for a, r in zip(g, ref)],
+                         "norm_ratio": [None if v is None else round(v, 6) for v in ratios]}
     return out
 
 
@@ -99,7 +104,7 @@ def markdown(results: dict, command: str) -> str:
         for t2, row in r["t2"].items():
             lines.append(f"| `{ck}` | {r['epsilon']:g} | {r['trained_t2']} | {t2} (ref {r['reference_t2']}) | "
                          f"{' / '.join(f'{c:.3f}' for c in row['cosine'])} | "
-                         f"{' / '.join(f'{n:.3f}' for n in row['norm_ratio'])} |")
+                         f"{' / '.join('-' if n is None else f'{n:.3f}' for n in row['norm_ratio'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -155,10 +160,13 @@ def main(argv=None) -> int:
                                       "updates": net.updates, **r}
     text = markdown(results, "python -m experiments.settling " + " ".join(sys.argv[1:] if argv is None else argv))
     print(text, end="")
-    write_json(a.json, results)
-    if a.markdown:
-        with open(a.markdown, "w") as fh:
-            fh.write(text)
+    from neurochip.atomic import atomic_write_bytes
+    for path, payload in ((a.json, json.dumps(results, indent=1) + "\n"), (a.markdown, text)):
+        if path:
+            try:                                        # whole or not at all
+                atomic_write_bytes(path, payload.encode())
+            except OSError as e:
+                fail(f"cannot write {path}: {e.strerror or e}")
     return 0
 
 

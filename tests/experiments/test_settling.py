@@ -75,6 +75,18 @@ def test_bad_input_is_one_line_exit_2(checkpoint, args, says, capsys):
     assert err.startswith("error: ") and says in err and "\n" not in err
 
 
+def test_norm_ratio_of_an_all_zero_reference_is_none():
+    assert settling.norm_ratio(np.array([3, 4]), np.array([0, 5])) == 1.0
+    assert settling.norm_ratio(np.array([3, 4]), np.zeros(2, np.int64)) is None
+
+
+def test_an_unwritable_output_is_one_line_exit_2(checkpoint, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        settling.main([checkpoint, "--batches", "1", "--t2", "2", "--reference-t2", "4",
+                       "--json", str(tmp_path / "no" / "such" / "dir" / "out.json")])
+    assert e.value.code == 2 and "cannot write" in capsys.readouterr().err
+
+
 def test_a_missing_checkpoint_is_one_line_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         settling.main([str(tmp_path / "nope.npz"), "--dataset", "digits"])
