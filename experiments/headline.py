@@ -437,26 +437,15 @@ def versus_markdown(res: dict, command: str) -> str:
         lines.append(f"| `{row['name']}` | {val} | {pm(row['val_error_mean_std'])} | {dv} | {test} | "
                      f"{pm(row['test_error_mean_std'])} | {dt_} | "
                      f"{' / '.join(pct(v) for v in row['train_error_on_the_fly_last'])} |")
-    if any(v is not None for row in res["rows"] for v in row.get("rail_fractions_latest", {}).values()):
-        lines += ["", "Weights at either end of their range, % per layer (each run's latest weights, "
-                      "after the epoch in brackets; a real-valued run has no range):", "",
-                  "| configuration | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-                  "|---|" + "---|" * len(seeds)]
-        for row in res["rows"]:
-            cells = []
-            for s in seeds:
-                rails = row["rail_fractions_latest"].get(s)
-                cells.append("-" if rails is None else
-                             " / ".join(f"{100 * f:.2f}" for f in rails) + f" ({row['epochs_latest'][s]})")
-            lines.append(f"| `{row['name']}` | " + " | ".join(cells) + " |")
-    if any(a is not None for row in res["rows"] for a in row.get("activity_latest", {}).values()):
-        lines += ["", "Hidden activity, latest / best-on-validation epoch, per layer (each run's whole "
-                      "history; \"-\" where not measured):", "",
-                  "| configuration | " + " | ".join(f"seed {s}" for s in seeds) + " |",
-                  "|---|" + "---|" * len(seeds)]
-        for row in res["rows"]:
-            lines.append(f"| `{row['name']}` | " + " | ".join(
-                activity_cell(row["activity_latest"].get(s)) for s in seeds) + " |")
+    lines += per_seed_table(res, "rail_fractions_latest",
+                            "Weights at either end of their range, % per layer (each run's latest weights, "
+                            "after the epoch in brackets; a real-valued run has no range):",
+                            lambda row, s, rails: " / ".join(f"{100 * f:.2f}" for f in rails)
+                            + f" ({row['epochs_latest'][s]})")
+    lines += per_seed_table(res, "activity_latest",
+                            "Hidden activity, latest / best-on-validation epoch, per layer (each run's "
+                            "whole history; \"-\" where not measured):",
+                            lambda row, s, a: activity_cell(a))
     lines += ["", "Epoch by epoch (each configuration's errors in that epoch, not the best so far; "
                   "mean ± std over the seeds; the validation error's paired difference from the baseline):",
               "", "| epoch | configuration | validation error % | minus baseline | test error % | "
@@ -469,11 +458,24 @@ def versus_markdown(res: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def activity_cell(a: dict | None) -> str:
+def per_seed_table(res: dict, key: str, caption: str, cell) -> list[str]:
+    """A versus table, configuration by seed, of each row's ``key`` (a dict seed -> value):
+    ``cell(row, seed, value)`` formats a value, "-" stands for None; no table when all are None."""
+    if not any(v is not None for row in res["rows"] for v in row.get(key, {}).values()):
+        return []
+    seeds = res["seeds"]
+    lines = ["", caption, "", "| configuration | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+             "|---|" + "---|" * len(seeds)]
+    for row in res["rows"]:
+        values = [(s, row[key].get(s)) for s in seeds]
+        lines.append(f"| `{row['name']}` | "
+                     + " | ".join("-" if v is None else cell(row, s, v) for s, v in values) + " |")
+    return lines
+
+
+def activity_cell(a: dict) -> str:
     """One seed's activity rise (:meth:`neurochip.health.ActivityRise.as_dict`) as
-    ``ratios (latest epoch vs best epoch)``, "-" when not measured."""
-    if a is None:
-        return "-"
+    ``ratios (latest epoch vs best epoch)``."""
     return f"{' / '.join(f'{r:.2f}' for r in a['ratios'])} ({a['latest_epoch']} vs {a['best_epoch']})"
 
 

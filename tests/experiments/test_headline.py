@@ -250,9 +250,11 @@ def test_the_reports_show_the_hidden_activity_or_say_it_was_not_measured():
     md = headline.markdown(res, "cmd")
     assert "| 0 | 2: 2,000 / 10 | 3: 3,000 / 10 | 1.50 / 1.00 |" in md
     assert "| 1 | 1: not recorded (trained before the count existed) | - | not measured |" in md
-    other = {"name": "b", "title": "b", "flags": [], "seeds": {0: steady, 1: old}}
+    other = {"name": "b", "title": "b", "flags": [], "seeds": {0: {**steady, "rail_fractions": [0.0125, 0.5]},
+                                                                1: old}}
     text = headline.versus_markdown(headline.versus([{**other, "name": "a"}, other]), "cmd")
     assert "| `b` | 1.50 / 1.00 (3 vs 2) | - |" in text
+    assert "| `b` | 1.25 / 50.00 (3) | - |" in text                     # the rails beside it
     # no seed measured: no activity table at all
     bare = {"name": "c", "title": "c", "flags": [], "seeds": {0: _seed([0.1], [0.1])}}
     assert "Hidden activity" not in headline.versus_markdown(headline.versus([bare, bare]), "cmd")
