@@ -80,19 +80,20 @@ def settling(net, t2s: list[int], reference_t2: int,
     return out
 
 
-def training_batches(net, dataset: str, root: str | None, val_split: int,
-                     n_batches: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The first ``n_batches`` minibatches (the run's size) of the run's training split."""
+def training_batches(net, dataset: str, root: str | None, train_samples: int | None,
+                     val_split, n_batches: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``n_batches`` minibatches (the run's size) of the run's training split: the
+    first ``train_samples`` images less the validation images ``val_split`` (a count, a
+    fraction or None) held out, carved as the command line carves them."""
     import neurochip as nc
-    from neurochip.validation_split import split_indices
-    ds = nc.load_dataset(dataset, data_dir(dataset, root))
-    idx, _ = split_indices(len(ds.train_y), val_split, net.seed) if val_split else \
-        (np.arange(len(ds.train_y)), None)
+    from neurochip.cli.validation import carve_validation
+    ds = nc.load_dataset(dataset, data_dir(dataset, root)).subset(train_samples, None)
+    rest, _, _ = carve_validation(ds, val_split, net.seed)
     b = net.hyper.batch_size
-    if n_batches * b > len(idx):
-        fail(f"--batches {n_batches} x {b} exceeds the {len(idx)} training images")
-    x = ds.quantised(ds.train_x[idx[:n_batches * b]], net.widths.state_bits)
-    y = ds.train_y[idx[:n_batches * b]]
+    if n_batches * b > len(rest.train_y):
+        fail(f"--batches {n_batches} x {b} exceeds the {len(rest.train_y)} training images")
+    x = rest.quantised(rest.train_x[:n_batches * b], net.widths.state_bits)
+    y = rest.train_y[:n_batches * b]
     return [(x[i * b:(i + 1) * b], y[i * b:(i + 1) * b]) for i in range(n_batches)]
 
 
@@ -119,8 +120,9 @@ def main(argv=None) -> int:
                    help="the latest weights (default) or the best-on-validation ones")
     p.add_argument("--dataset", help="digits, mnist or fashion-mnist (default: the checkpoint's)")
     p.add_argument("--data-root", help="folder holding mnist/ and fashion-mnist/ (default ../shared/data)")
-    p.add_argument("--val-split", type=int,
-                   help="images the run held out for validation (default: the checkpoint's; 0: none)")
+    p.add_argument("--val-split",
+                   help="images the run held out for validation, a count or a fraction "
+                        "(default: the checkpoint's; 0: none)")
     p.add_argument("--batches", type=int, default=50,
                    help="training minibatches (default 50; a minibatch the network already fits "
                         "well can give all-zero sums, so a few are not enough)")
@@ -132,9 +134,10 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     import neurochip as nc
     from neurochip.errors import UserError
+    from neurochip.validation_split import parse_split
     t2s = parse_ints(a.t2, "--t2")
-    if a.reference_t2 < 1 or a.batches < 1 or (a.val_split or 0) < 0:
-        fail("--reference-t2 and --batches must be >= 1, --val-split >= 0")
+    if a.reference_t2 < 1 or a.batches < 1:
+        fail("--reference-t2 and --batches must be >= 1")
     if a.threads:
         import numba
         numba.set_num_threads(a.threads)
@@ -144,10 +147,14 @@ def main(argv=None) -> int:
         try:
             net, training = nc.load_checkpoint(ck, which=a.which)
             dataset = a.dataset or (training or {}).get("dataset")
-            val_split = a.val_split if a.val_split is not None else (training or {}).get("val_split") or 0
+            if a.val_split is None:
+                val_split = (training or {}).get("val_split")
+            else:
+                val_split = None if a.val_split.strip() == "0" else parse_split(a.val_split)
             if dataset is None:
                 fail(f"{ck}: the checkpoint does not record its dataset; name it with --dataset")
-            batches = training_batches(net, dataset, a.data_root, val_split, a.batches)
+            batches = training_batches(net, dataset, a.data_root, (training or {}).get("train_samples"),
+                                       val_split, a.batches)
         except (UserError, OSError) as e:
             fail(f"{ck}: {e}")
         if batches[0][0][0].size != int(np.prod(net.arch.input_shape)):

@@ -32,7 +32,7 @@ def test_cosine():
 def test_sums_are_the_training_steps_and_change_no_weight(checkpoint):
     net, _ = load_checkpoint(checkpoint)
     before = net.weights_sha256()
-    batches = settling.training_batches(net, "digits", None, 0, 3)
+    batches = settling.training_batches(net, "digits", None, None, None, 3)
     sums = settling.weight_sums(net, net.hyper.t2, batches)
     assert net.weights_sha256() == before
     # the same sums as the training step's own (the update applied to a copy, batch by batch)
@@ -52,7 +52,7 @@ def test_main_compares_with_the_reference(checkpoint, tmp_path, capsys):
     assert settling.main([checkpoint, "--batches", "3", "--t2", "2,10", "--reference-t2", "10",
                           "--json", str(out)]) == 0
     res = json.loads(out.read_text())["checkpoints"][checkpoint]
-    assert (res["dataset"], res["val_split"]) == ("digits", 0)
+    assert (res["dataset"], res["val_split"]) == ("digits", None)
     assert res["reference_t2"] == 10 and res["trained_t2"] == 10
     same = res["t2"]["10"]                               # the reference itself: 1 and 1
     assert same["cosine"] == pytest.approx([1.0, 1.0]) and same["norm_ratio"] == [1.0, 1.0]
@@ -65,6 +65,7 @@ def test_main_compares_with_the_reference(checkpoint, tmp_path, capsys):
     (["--t2", "ten"], "--t2 must be comma-separated whole numbers"),
     (["--t2", "0"], "--t2 must be whole numbers >= 1"),
     (["--reference-t2", "0"], "--reference-t2 and --batches must be >= 1"),
+    (["--val-split", "-3"], "--val-split must be a sample count"),
     (["--batches", "1000"], "exceeds the"),
 ])
 def test_bad_input_is_one_line_exit_2(checkpoint, args, says, capsys):
@@ -73,6 +74,21 @@ def test_bad_input_is_one_line_exit_2(checkpoint, args, says, capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and says in err and "\n" not in err
+
+
+def test_the_split_is_the_command_lines(tmp_path):
+    # a run with a fractional split and a training subset: the batches are its training images
+    path = tmp_path / "frac.npz"
+    assert run_cli(["--preset", "digits", "--train-samples", "300", "--test-samples", "20", "--epochs", "1",
+                    "--val-split", "0.2", "--save", str(path), "--quiet"]) == 0
+    net, training = load_checkpoint(str(path))
+    from neurochip.cli.validation import carve_validation
+    from neurochip.data import load_digits
+    rest, _, _ = carve_validation(load_digits().subset(300, None), 0.2, net.seed)
+    batches = settling.training_batches(net, "digits", None, training["train_samples"],
+                                        training["val_split"], 2)
+    assert np.array_equal(np.concatenate([y for _, y in batches]), rest.train_y[:2 * net.hyper.batch_size])
+    assert len(rest.train_y) == 240
 
 
 def test_norm_ratio_of_an_all_zero_reference_is_none():
