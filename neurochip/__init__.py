@@ -28,7 +28,8 @@ _EXPORTS = {
     "Dataset": "dataset", "load_dataset": "data", "load_digits": "data", "DATASETS": "data",
     # training and evaluation
     "train": "training", "evaluate": "training", "Evaluation": "training", "TrainingRun": "training",
-    "load_run": "training",
+    "load_run": "training", "output_states": "training",
+    "evaluate_ensemble": "ensemble", "EnsembleEvaluation": "ensemble",
     "fit": "trainer", "train_step": "trainer", "train_epoch": "trainer", "epoch_order": "trainer",
     "Tally": "trainer", "TrainingState": "trainer", "Callback": "trainer", "StopTraining": "trainer",
     "EarlyStopping": "trainer", "PrintProgress": "trainer", "LambdaCallback": "trainer",
@@ -44,7 +45,7 @@ _EXPORTS = {
     "ArchitectureError": "errors",
 }
 _SUBMODULES = ("registry", "numerics", "trainer", "training", "budget", "backend", "network",
-               "data", "dataset", "checkpoint", "errors")
+               "data", "dataset", "checkpoint", "errors", "ensemble")
 
 __all__ = ["__version__", *_EXPORTS, *_SUBMODULES]
 

@@ -126,6 +126,14 @@ def train_step(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray,
     return StepResult(res.predictions, mse_loss(net, res.s_free, labels), stats, traces, grads)
 
 
+def free_batches(backend, x_fp: np.ndarray, labels: np.ndarray | None, batch_size: int = 256):
+    """The free phase over ``x_fp`` in batches of ``batch_size``: yields ``(slice, BatchResult)``
+    in sample order (``labels`` may be None: a free phase does not read them)."""
+    for start in range(0, len(x_fp), batch_size):
+        sl = slice(start, start + batch_size)
+        yield sl, backend.run(x_fp[sl], None if labels is None else labels[sl], train=False)
+
+
 def evaluate(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, batch_size: int = 256,
              tally: Tally | None = None, progress=None,
              confusion: np.ndarray | None = None) -> tuple[float, float]:
@@ -136,9 +144,7 @@ def evaluate(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, batch_
     """
     wrong = 0
     loss = 0.0
-    for start in range(0, len(labels), batch_size):
-        sl = slice(start, start + batch_size)
-        res = backend.run(x_fp[sl], labels[sl], train=False)
+    for sl, res in free_batches(backend, x_fp, labels, batch_size):
         wrong += int((res.predictions != labels[sl]).sum())
         if confusion is not None:
             np.add.at(confusion, (np.asarray(labels[sl], np.int64), np.asarray(res.predictions, np.int64)), 1)
@@ -149,6 +155,25 @@ def evaluate(backend, net: Network, x_fp: np.ndarray, labels: np.ndarray, batch_
         if progress is not None:
             progress(len(res.predictions))
     return wrong / max(len(labels), 1), loss / max(len(labels), 1)
+
+
+def output_states(backend, net: Network, x_fp: np.ndarray, batch_size: int = 256, progress=None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Free phase only: ``(s_free, predictions)`` of every sample of ``x_fp``.
+
+    ``s_free``: int64 ``(N, classes)``, the output state after the free phase (state units:
+    ``2**state_bits`` is 1.0); ``predictions``: int64 ``(N,)``, the backend's predicted classes
+    (the first maximum of ``s_free``, docs/numerics.md).
+    """
+    states, preds = [], []
+    for _, res in free_batches(backend, x_fp, None, batch_size):
+        states.append(np.asarray(res.s_free, np.int64))
+        preds.append(np.asarray(res.predictions, np.int64))
+        if progress is not None:
+            progress(len(res.predictions))
+    if not states:
+        return np.zeros((0, net.arch.num_classes), np.int64), np.zeros(0, np.int64)
+    return np.concatenate(states), np.concatenate(preds)
 
 
 def error_by_class(confusion: np.ndarray) -> np.ndarray:

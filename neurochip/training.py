@@ -144,14 +144,19 @@ def load_run(path: str, *, backend="numba", **backend_options) -> TrainingRun:
                        _backend(net, backend, backend_options))
 
 
+def split_arrays(data: Dataset, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """``data``'s ``split`` ('test' or 'train') as ``(images, labels)``; another name is a DataError."""
+    if split not in ("test", "train"):
+        raise DataError(f"split must be 'test' or 'train', got {split!r}")
+    return (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+
+
 def evaluate(net: Network, data: Dataset, split: str = "test", *, backend="numba",
              batch_size: int = 256, tally: trainer.Tally | None = None,
              **backend_options) -> Evaluation:
     """Free-phase error and loss of ``net`` on ``data``'s ``split`` ('test' or 'train')."""
     check_fits(net, data)
-    if split not in ("test", "train"):
-        raise DataError(f"split must be 'test' or 'train', got {split!r}")
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
+    x, y = split_arrays(data, split)
     be = _backend(net, backend, backend_options)
     try:
         confusion = np.zeros((net.arch.num_classes, net.arch.num_classes), np.int64)
@@ -160,6 +165,24 @@ def evaluate(net: Network, data: Dataset, split: str = "test", *, backend="numba
     finally:
         _release(be, isinstance(backend, str))
     return Evaluation(err, loss, confusion)
+
+
+def output_states(net: Network, data: Dataset, split: str = "test", *, backend="numba",
+                  batch_size: int = 256, **backend_options) -> tuple[np.ndarray, np.ndarray]:
+    """Free phase only: ``(s_free, predictions)`` of every sample of ``data``'s ``split``.
+
+    ``s_free``: int64 ``(N, classes)``, the output state after the free phase (state units:
+    ``2**net.widths.state_bits`` is 1.0); ``predictions``: int64 ``(N,)``, the predicted
+    classes (the first maximum of each row of ``s_free``).  What :mod:`neurochip.ensemble` sums.
+    """
+    check_fits(net, data)
+    x, _ = split_arrays(data, split)
+    be = _backend(net, backend, backend_options)
+    try:
+        return trainer.output_states(be, net, data.quantised(x, net.widths.state_bits),
+                                     batch_size=batch_size)
+    finally:
+        _release(be, isinstance(backend, str))
 
 
 def budget_report(net: Network, tally: trainer.Tally | None = None, data: Dataset | None = None,
