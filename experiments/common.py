@@ -72,6 +72,18 @@ def write_report(out: str, name: str, text: str, result: dict) -> None:
                        (json.dumps(result, indent=1, default=str) + "\n").encode())
 
 
+def write_outputs(outputs) -> None:
+    """Write each ``(path, text)`` of ``outputs`` whole or not at all (a None path is skipped);
+    an unwritable one is one line and exit 2 (what was written before it stays)."""
+    from neurochip.atomic import atomic_write_bytes
+    for path, text in outputs:
+        if path:
+            try:
+                atomic_write_bytes(path, text.encode())
+            except OSError as e:
+                fail(f"cannot write {path}: {e.strerror or e}")
+
+
 def data_dir(name: str, root: str | None) -> str | None:
     """Folder of ``name``'s IDX files: ``root`` or ../shared/data (None for digits)."""
     if name == "digits":

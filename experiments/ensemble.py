@@ -27,7 +27,7 @@ import statistics
 import sys
 import time
 
-from .common import data_dir, fail, log, machine
+from .common import data_dir, fail, log, machine, write_outputs
 
 
 def parse_list(text: str, what: str) -> list[str]:
@@ -205,13 +205,7 @@ def main(argv=None) -> int:
                                      for i in range(len(runs))]}
     text = markdown(results, "python -m experiments.ensemble " + " ".join(sys.argv[1:] if argv is None else argv))
     print(text, end="")
-    from neurochip.atomic import atomic_write_bytes
-    for path, payload in ((a.json, json.dumps(results, indent=1) + "\n"), (a.markdown, text)):
-        if path:
-            try:                                        # whole or not at all
-                atomic_write_bytes(path, payload.encode())
-            except OSError as e:
-                fail(f"cannot write {path}: {e.strerror or e}")
+    write_outputs(((a.json, json.dumps(results, indent=1) + "\n"), (a.markdown, text)))
     mismatched = [f"{m['run']} seed {r['seed']}" for r in per_seed for m in r["members"] if m["matches_record"] is False]
     if mismatched:
         log("error: a member's test error differs from its recorded one: " + ", ".join(mismatched))

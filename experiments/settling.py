@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .common import data_dir, fail, log, machine
+from .common import data_dir, fail, log, machine, write_outputs
 
 
 def parse_ints(text: str, what: str) -> list[int]:
@@ -167,13 +167,7 @@ def main(argv=None) -> int:
                                       "updates": net.updates, **r}
     text = markdown(results, "python -m experiments.settling " + " ".join(sys.argv[1:] if argv is None else argv))
     print(text, end="")
-    from neurochip.atomic import atomic_write_bytes
-    for path, payload in ((a.json, json.dumps(results, indent=1) + "\n"), (a.markdown, text)):
-        if path:
-            try:                                        # whole or not at all
-                atomic_write_bytes(path, payload.encode())
-            except OSError as e:
-                fail(f"cannot write {path}: {e.strerror or e}")
+    write_outputs(((a.json, json.dumps(results, indent=1) + "\n"), (a.markdown, text)))
     return 0
 
 
