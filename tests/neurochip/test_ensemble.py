@@ -82,3 +82,14 @@ def test_members_that_cannot_be_summed_are_refused(trained):
         nc.evaluate_ensemble(nets, data, "validation")
     with pytest.raises(nc.DataError, match="no test images"):
         nc.evaluate_ensemble(nets, data.subset(None, 0))
+
+
+def test_states_and_ensemble_are_the_same_integers_on_the_torch_mirror(trained):
+    data, nets = trained
+    small = data.subset(None, 12)
+    for net in nets:
+        core, mirror = nc.output_states(net, small), nc.output_states(net, small, backend="torch")
+        np.testing.assert_array_equal(core[0], mirror[0])
+        np.testing.assert_array_equal(core[1], mirror[1])
+    a, b = nc.evaluate_ensemble(nets, small), nc.evaluate_ensemble(nets, small, backend="torch")
+    np.testing.assert_array_equal(a.ensemble.confusion, b.ensemble.confusion)
