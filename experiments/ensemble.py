@@ -59,7 +59,7 @@ def load_members(state: str, runs: list[str], seed: int, which: str):
         try:
             net, meta = nc.load_checkpoint(path, which=which)
         except nc.UserError as e:
-            fail(f"{path}: {e}")
+            fail(str(e) if path in str(e) else f"{path}: {e}")
         meta = meta or {}
         if net.seed != seed:
             fail(f"{path}: its network has seed {net.seed}, not {seed}")
@@ -101,8 +101,8 @@ def evaluate_seed(members: list, seed: int, which: str, root: str | None) -> dic
     meta0 = members[0][2]
     try:
         ds = nc.load_dataset(meta0["dataset"], data_dir(meta0["dataset"], root))
-    except (nc.UserError, OSError) as e:
-        fail(f"{meta0['dataset']}: {e}")
+    except (nc.UserError, OSError) as e:                # the message names the dataset and folder
+        fail(str(e))
     ds = ds.subset(meta0.get("train_samples"), meta0.get("test_samples"))
     rest, val_x, val_y = carve_validation(ds, meta0.get("val_split"), seed)
     nets = [net for _, net, _ in members]

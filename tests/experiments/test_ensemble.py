@@ -87,6 +87,16 @@ def test_bad_input_is_one_line_and_exit_2(state, args, message, capsys):
     assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
+def test_an_unreadable_checkpoint_is_one_line_naming_it_once(state, tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "seed0.npz").write_text("garbage")
+    with pytest.raises(SystemExit) as e:
+        ensemble.main(["--state", str(tmp_path), "--runs", "a", "--seeds", "0"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "not a neurochip checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert err.count(str(tmp_path / "a" / "seed0.npz")) == 1
+
+
 def test_another_seed_inside_a_checkpoint_is_refused(state, tmp_path, capsys):
     (tmp_path / "a").mkdir()
     os.symlink(os.path.join(state, "a", "seed1.npz"), tmp_path / "a" / "seed0.npz")
