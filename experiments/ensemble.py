@@ -76,10 +76,15 @@ def load_members(state: str, runs: list[str], seed: int, which: str):
     return members
 
 
+def weights_epoch(meta: dict, which: str) -> int | None:
+    """The epoch whose weights ``which`` ('best' or 'last') loaded."""
+    return (meta.get("best") or {}).get("epoch") if which == "best" else meta.get("epoch")
+
+
 def recorded_test_error(meta: dict, which: str) -> float | None:
     """The test error the run's history recorded for these weights (None if not recorded)."""
     history = meta.get("history") or []
-    epoch = (meta.get("best") or {}).get("epoch") if which == "best" else meta.get("epoch")
+    epoch = weights_epoch(meta, which)
     for entry in history:
         if entry.get("epoch") == epoch:
             return entry.get("test_error")
@@ -122,8 +127,7 @@ def evaluate_seed(members: list, seed: int, which: str, root: str | None) -> dic
     for i, (run, net, meta) in enumerate(members):
         recorded = recorded_test_error(meta, which)
         out["members"].append({
-            "run": run, "arch": str(net.arch), "epoch": (meta.get("best") or {}).get("epoch")
-            if which == "best" else meta.get("epoch"),
+            "run": run, "arch": str(net.arch), "epoch": weights_epoch(meta, which),
             "test_error": test.members[i].error,
             "val_error": None if val is None else val.members[i].error,
             "recorded_test_error": recorded,

@@ -72,5 +72,5 @@ def evaluate_ensemble(nets: Sequence[Network], data: Dataset, split: str = "test
                                       **backend_options)
         states.append(s_free)
         members.append(_evaluation(net, s_free, preds, labels))
-    mean_state = np.sum(np.stack(states), axis=0) / len(nets)
-    return EnsembleEvaluation(_evaluation(nets[0], mean_state, predict(states), labels), members)
+    total = np.sum(np.stack(states), axis=0)                   # summed once: predictions and loss
+    return EnsembleEvaluation(_evaluation(nets[0], total / len(nets), predict([total]), labels), members)
