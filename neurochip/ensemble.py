@@ -45,7 +45,11 @@ def check_members(nets: Sequence[Network]) -> None:
 def predict(states: Sequence[np.ndarray]) -> np.ndarray:
     """The ensemble's predicted classes, int64 ``(N,)``: the first maximum of each row of the
     sum of ``states`` (each int64 ``(N, classes)``, one per member)."""
-    total = np.sum(np.stack([np.asarray(s, np.int64) for s in states]), axis=0)
+    return _first_maximum(np.sum(np.stack([np.asarray(s, np.int64) for s in states]), axis=0))
+
+
+def _first_maximum(total: np.ndarray) -> np.ndarray:
+    """The index of each row's first maximum, int64 ``(N,)``: one network's prediction rule."""
     return np.argmax(total, axis=1).astype(np.int64)
 
 
@@ -73,4 +77,4 @@ def evaluate_ensemble(nets: Sequence[Network], data: Dataset, split: str = "test
         states.append(s_free)
         members.append(_evaluation(net, s_free, preds, labels))
     total = np.sum(np.stack(states), axis=0)                   # summed once: predictions and loss
-    return EnsembleEvaluation(_evaluation(nets[0], total / len(nets), predict([total]), labels), members)
+    return EnsembleEvaluation(_evaluation(nets[0], total / len(nets), _first_maximum(total), labels), members)
